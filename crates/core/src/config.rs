@@ -1,0 +1,278 @@
+//! Pipeline configuration, as read from `pipelines/*.toml`.
+//!
+//! The CLI resolves one precedence at the edge (built-in defaults, then the file, then
+//! `RAMPART_SECTION__KEY` environment variables, then flags) and hands the result to the
+//! library crates as `&Config`. Durations are written as `"30s"`, sizes as `"1 MiB"`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The whole configuration of one pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Config {
+    /// Where events come from.
+    pub source: SourceConfig,
+    /// Where the archive is written and read.
+    pub archive: ArchiveConfig,
+    /// How messages are decoded and when they are rejected.
+    pub decode: DecodeConfig,
+    /// How archive files are written and rolled.
+    pub sink: SinkConfig,
+    /// Queues between the stages.
+    pub pipeline: PipelineConfig,
+    /// Event-time windows.
+    pub window: WindowConfig,
+}
+
+/// `[source]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// The source: a JSON-lines file (`file:///abs/path.jsonl` or a plain path), or `-`
+    /// for standard input. Overridden by `rampart run --source`.
+    pub url: Option<String>,
+    /// How many bytes the file source reads at a time; one read becomes one decode batch.
+    pub read_chunk: ByteSize,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            read_chunk: ByteSize::mib(1),
+        }
+    }
+}
+
+/// `[archive]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ArchiveConfig {
+    /// The archive location: a directory or `file:///dir` (the default, `./archive`),
+    /// `s3://bucket/prefix`, `gs://bucket/prefix` or `az://container/prefix`.
+    /// Overridden by `--archive`.
+    pub url: String,
+    /// Options passed to the object store as they are, for example `aws_endpoint`,
+    /// `aws_allow_http`, `aws_region`. Credentials are better left to the provider's
+    /// usual environment variables.
+    pub options: BTreeMap<String, String>,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        Self {
+            url: "./archive".to_string(),
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[decode]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct DecodeConfig {
+    /// A message larger than this is dead-lettered as `too_large`.
+    pub max_message_bytes: ByteSize,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: ByteSize::mib(1),
+        }
+    }
+}
+
+/// `[sink]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct SinkConfig {
+    /// A data file is closed once it holds this many rows.
+    pub max_file_rows: u64,
+    /// A data file is closed once it reaches about this size.
+    pub max_file_bytes: ByteSize,
+    /// A data file is closed at the latest this long after it was opened, so data becomes
+    /// visible in the archive even when a partition fills slowly.
+    #[serde(with = "humantime_serde")]
+    pub roll_interval: Duration,
+    /// At most this many files are open at once (one per table and hour); opening one
+    /// more closes the oldest.
+    pub max_open_files: usize,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// zstd compression level, 1 (fast) to 22 (small).
+    pub zstd_level: i32,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        Self {
+            max_file_rows: 2_000_000,
+            max_file_bytes: ByteSize::mib(256),
+            roll_interval: Duration::from_secs(60),
+            max_open_files: 32,
+            row_group_rows: 128 * 1024,
+            zstd_level: 3,
+        }
+    }
+}
+
+/// `[pipeline]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Batches each queue between two stages holds before the upstream stage waits.
+    pub channel_capacity: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            channel_capacity: 8,
+        }
+    }
+}
+
+/// `[window]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct WindowConfig {
+    /// Size of the tumbling event-time windows, aligned to the Unix epoch.
+    #[serde(with = "humantime_serde")]
+    pub size: Duration,
+    /// How far behind the largest event time seen on a partition an event may be and
+    /// still join its window.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// Wall-clock time after which a silent partition advances its event time so that its
+    /// last windows close (live streams only).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        Self {
+            size: Duration::from_secs(300),
+            allowed_lateness: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Config {
+    /// Checks every value against its allowed range. The error names the key and says
+    /// what would be accepted.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, message: String| {
+            Err(Error::Config {
+                key: key.to_string(),
+                message,
+            })
+        };
+        let max_msg = self.decode.max_message_bytes.as_u64();
+        if !(64..=(256 << 20)).contains(&max_msg) {
+            return bad(
+                "decode.max-message-bytes",
+                format!("{max_msg} bytes is outside 64 B ..= 256 MiB"),
+            );
+        }
+        let chunk = self.source.read_chunk.as_u64();
+        if !((4 << 10)..=(64 << 20)).contains(&chunk) {
+            return bad(
+                "source.read-chunk",
+                format!("{chunk} bytes is outside 4 KiB ..= 64 MiB"),
+            );
+        }
+        if self.sink.max_file_rows == 0 {
+            return bad("sink.max-file-rows", "must be at least 1".into());
+        }
+        if self.sink.max_file_bytes.as_u64() < (1 << 20) {
+            return bad("sink.max-file-bytes", "must be at least 1 MiB".into());
+        }
+        if self.sink.roll_interval < Duration::from_secs(1) {
+            return bad("sink.roll-interval", "must be at least 1s".into());
+        }
+        if self.sink.max_open_files == 0 {
+            return bad("sink.max-open-files", "must be at least 1".into());
+        }
+        if self.sink.row_group_rows < 1024 {
+            return bad("sink.row-group-rows", "must be at least 1024".into());
+        }
+        if !(1..=22).contains(&self.sink.zstd_level) {
+            return bad(
+                "sink.zstd-level",
+                format!("{} is outside 1 ..= 22", self.sink.zstd_level),
+            );
+        }
+        if self.pipeline.channel_capacity == 0 {
+            return bad("pipeline.channel-capacity", "must be at least 1".into());
+        }
+        let size = self.window.size;
+        if size < Duration::from_secs(1) || size.subsec_nanos() != 0 {
+            return bad(
+                "window.size",
+                format!(
+                    "{} is not a whole number of seconds of at least 1s",
+                    humantime::format_duration(size)
+                ),
+            );
+        }
+        if self.archive.url.trim().is_empty() {
+            return bad("archive.url", "must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn kebab_case_toml_with_durations_and_sizes() {
+        let c: Config = toml::from_str(
+            r#"
+            [decode]
+            max-message-bytes = "2 MiB"
+            [sink]
+            roll-interval = "5m"
+            [window]
+            size = "10m"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.decode.max_message_bytes, ByteSize::mib(2));
+        assert_eq!(c.sink.roll_interval, Duration::from_secs(300));
+        assert_eq!(c.window.size, Duration::from_secs(600));
+        assert_eq!(c.window.allowed_lateness, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<Config>("[sink]\nroll-intervall = \"5m\"\n").unwrap_err();
+        assert!(err.to_string().contains("roll-intervall"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_key() {
+        let mut c = Config::default();
+        c.sink.zstd_level = 40;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("sink.zstd-level"), "{err}");
+        let mut c = Config::default();
+        c.window.size = Duration::from_millis(1500);
+        assert!(c.validate().unwrap_err().to_string().contains("window.size"));
+    }
+}

@@ -1,0 +1,27 @@
+//! Errors of the shared layer: configuration and archive locations.
+
+/// An error raised while reading configuration or resolving an archive location.
+///
+/// All variants are user-input errors: the message says what is wrong and how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is out of its allowed range or inconsistent with another.
+    #[error("invalid configuration `{key}`: {message}")]
+    Config { key: String, message: String },
+
+    /// An archive or source location could not be parsed as a URL or path.
+    #[error("cannot use `{location}` as a storage location: {message}")]
+    Location { location: String, message: String },
+
+    /// The object store for a location could not be built (unknown scheme, bad option).
+    #[error("cannot open object store for `{location}`: {source}")]
+    Store {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+/// Result with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

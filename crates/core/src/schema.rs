@@ -1,0 +1,237 @@
+//! The Arrow schemas of the archive tables: the contract between writer and readers.
+//!
+//! Column names of `events` are the event contract's field names. Timestamps are
+//! microseconds in UTC (`timestamp[us, tz=UTC]`), which DuckDB, Spark, Trino and Athena
+//! all read natively. The hive partition columns `date` and `hour` are not stored in the
+//! files; readers derive them from the path (see [`crate::layout`]).
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// Table of accepted events.
+pub const EVENTS: &str = "events";
+/// Table of rejected messages with the reason and their raw bytes.
+pub const DEAD_LETTERS: &str = "dead_letters";
+
+/// Columns of `events`, in schema order.
+pub mod events {
+    pub const TS: &str = "ts";
+    pub const RESOURCE_ID: &str = "resource_id";
+    pub const RESOURCE_TYPE: &str = "resource_type";
+    pub const CATEGORY: &str = "category";
+    pub const WORKLOAD: &str = "workload";
+    pub const OUTCOME: &str = "outcome";
+    pub const SEVERITY: &str = "severity";
+    pub const SRC_IP: &str = "src_ip";
+    pub const DST_IP: &str = "dst_ip";
+    pub const DST_PORT: &str = "dst_port";
+    pub const PROTOCOL: &str = "protocol";
+    pub const USER: &str = "user";
+    pub const CLASSIFICATION: &str = "classification";
+    pub const VULN_ID: &str = "vuln_id";
+    pub const PATCHED: &str = "patched";
+    pub const POLICY_ALLOWED: &str = "policy_allowed";
+    pub const MESSAGE: &str = "message";
+    /// Fields outside the contract, as the text of one JSON object (null when none).
+    pub const EXTRA: &str = "extra";
+    /// The original text of `ts` when it differs from the canonical UTC rendering of the
+    /// stored microseconds (an offset other than `Z`, sub-microsecond digits, ...).
+    pub const TS_RAW: &str = "ts_raw";
+    /// Wall-clock time at which Rampart decoded the event.
+    pub const INGESTED_AT: &str = "ingested_at";
+}
+
+/// Columns of `dead_letters`, in schema order (the source columns follow).
+pub mod dead_letters {
+    /// Wall-clock time at which Rampart received the message; the table is partitioned by it.
+    pub const RECEIVED_AT: &str = "received_at";
+    /// A stable code, see [`crate::DeadLetterReason`].
+    pub const REASON_CODE: &str = "reason_code";
+    /// What was wrong, for a person.
+    pub const REASON: &str = "reason";
+    /// The message exactly as received.
+    pub const RAW: &str = "raw";
+}
+
+/// Source coordinate columns, shared by `events` and `dead_letters`.
+pub mod source {
+    pub const SOURCE_FILE: &str = "source_file";
+    pub const SOURCE_LINE: &str = "source_line";
+    pub const KAFKA_TOPIC: &str = "kafka_topic";
+    pub const KAFKA_PARTITION: &str = "kafka_partition";
+    pub const KAFKA_OFFSET: &str = "kafka_offset";
+    pub const KAFKA_TIMESTAMP: &str = "kafka_timestamp";
+    pub const KAFKA_KEY: &str = "kafka_key";
+}
+
+/// The contract fields of an event that are plain optional strings, in schema order
+/// after the four required ones. `dst_port`, `patched` and `policy_allowed` are typed.
+pub const OPTIONAL_STRING_FIELDS: [&str; 10] = [
+    events::WORKLOAD,
+    events::OUTCOME,
+    events::SEVERITY,
+    events::SRC_IP,
+    events::DST_IP,
+    events::PROTOCOL,
+    events::USER,
+    events::CLASSIFICATION,
+    events::VULN_ID,
+    events::MESSAGE,
+];
+
+/// Timestamp type of every time column: microseconds, UTC.
+pub fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn source_fields() -> Vec<Field> {
+    vec![
+        Field::new(source::SOURCE_FILE, DataType::Utf8, true),
+        Field::new(source::SOURCE_LINE, DataType::Int64, true),
+        Field::new(source::KAFKA_TOPIC, DataType::Utf8, true),
+        Field::new(source::KAFKA_PARTITION, DataType::Int32, true),
+        Field::new(source::KAFKA_OFFSET, DataType::Int64, true),
+        Field::new(source::KAFKA_TIMESTAMP, ts_type(), true),
+        Field::new(source::KAFKA_KEY, DataType::Binary, true),
+    ]
+}
+
+static EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use events::*;
+    let s = |name: &str, nullable| Field::new(name, DataType::Utf8, nullable);
+    let mut fields = vec![
+        Field::new(TS, ts_type(), false),
+        s(RESOURCE_ID, false),
+        s(RESOURCE_TYPE, false),
+        s(CATEGORY, false),
+        s(WORKLOAD, true),
+        s(OUTCOME, true),
+        s(SEVERITY, true),
+        s(SRC_IP, true),
+        s(DST_IP, true),
+        Field::new(DST_PORT, DataType::Int32, true),
+        s(PROTOCOL, true),
+        s(USER, true),
+        s(CLASSIFICATION, true),
+        s(VULN_ID, true),
+        Field::new(PATCHED, DataType::Boolean, true),
+        Field::new(POLICY_ALLOWED, DataType::Boolean, true),
+        s(MESSAGE, true),
+        s(EXTRA, true),
+        s(TS_RAW, true),
+    ];
+    fields.extend(source_fields());
+    fields.push(Field::new(INGESTED_AT, ts_type(), false));
+    Arc::new(Schema::new(fields))
+});
+
+static DEAD_LETTERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use dead_letters::*;
+    let mut fields = vec![
+        Field::new(RECEIVED_AT, ts_type(), false),
+        Field::new(REASON_CODE, DataType::Utf8, false),
+        Field::new(REASON, DataType::Utf8, false),
+        Field::new(RAW, DataType::Binary, false),
+    ];
+    fields.extend(source_fields());
+    Arc::new(Schema::new(fields))
+});
+
+/// One archive table: its name, its Arrow schema and the timestamp column whose UTC
+/// date and hour partition it.
+#[derive(Debug, Clone)]
+pub struct TableDef {
+    name: &'static str,
+    schema: SchemaRef,
+    time_column: &'static str,
+}
+
+impl TableDef {
+    /// The table's name, also its top-level folder in the archive.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The Arrow schema of the table's files (without the partition columns).
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// The column whose UTC date and hour choose the partition of a row.
+    pub fn time_column(&self) -> &'static str {
+        self.time_column
+    }
+
+    /// Index of [`time_column`](Self::time_column) in the schema.
+    pub fn time_column_index(&self) -> usize {
+        self.schema
+            .index_of(self.time_column)
+            .expect("time column is part of its own schema")
+    }
+}
+
+/// Every archive table, in a stable order.
+pub fn tables() -> Vec<TableDef> {
+    vec![
+        TableDef {
+            name: EVENTS,
+            schema: Arc::clone(&EVENTS_SCHEMA),
+            time_column: events::TS,
+        },
+        TableDef {
+            name: DEAD_LETTERS,
+            schema: Arc::clone(&DEAD_LETTERS_SCHEMA),
+            time_column: dead_letters::RECEIVED_AT,
+        },
+    ]
+}
+
+/// The table called `name`, if there is one.
+pub fn table(name: &str) -> Option<TableDef> {
+    tables().into_iter().find(|t| t.name == name)
+}
+
+/// Schema of `events`.
+pub fn events_schema() -> SchemaRef {
+    Arc::clone(&EVENTS_SCHEMA)
+}
+
+/// Schema of `dead_letters`.
+pub fn dead_letters_schema() -> SchemaRef {
+    Arc::clone(&DEAD_LETTERS_SCHEMA)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optional_string_fields_are_utf8_nullable_columns_of_events() {
+        let schema = events_schema();
+        for name in OPTIONAL_STRING_FIELDS {
+            let f = schema.field_with_name(name).unwrap();
+            assert_eq!(f.data_type(), &DataType::Utf8, "{name}");
+            assert!(f.is_nullable(), "{name}");
+        }
+    }
+
+    #[test]
+    fn time_columns_are_microsecond_utc_and_not_null() {
+        for t in tables() {
+            let f = t.schema().field(t.time_column_index()).clone();
+            assert_eq!(f.data_type(), &ts_type(), "{}", t.name());
+            assert!(!f.is_nullable());
+        }
+    }
+
+    #[test]
+    fn source_columns_are_shared() {
+        let e = events_schema();
+        let d = dead_letters_schema();
+        for f in source_fields() {
+            assert_eq!(e.field_with_name(f.name()).unwrap(), &f);
+            assert_eq!(d.field_with_name(f.name()).unwrap(), &f);
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Where an archive lives: a URL resolved to an object store and a path prefix.
+//!
+//! One code path for every backend: `file:///dir` or a plain directory (the local disk),
+//! `s3://bucket/prefix`, `gs://bucket/prefix` and `az://container/prefix`, through
+//! `object_store`'s URL support. Options (endpoint, credentials, ...) come from the
+//! caller; for cloud stores the provider's usual environment variables also apply.
+
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::path::Path;
+use url::Url;
+
+use crate::{Error, Result};
+
+/// A resolved storage location.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The location as a URL (`file:///abs/dir`, `s3://bucket/prefix`, ...).
+    pub url: Url,
+    /// The store that holds it.
+    pub store: Arc<dyn ObjectStore>,
+    /// The path of the location inside `store`.
+    pub prefix: Path,
+}
+
+impl Location {
+    /// `prefix/relative` as a store path.
+    pub fn child(&self, relative: &str) -> Path {
+        let mut p = self.prefix.clone();
+        for part in relative.split('/').filter(|s| !s.is_empty()) {
+            p = p.join(part);
+        }
+        p
+    }
+
+    /// The URL of the store's root (`file:///`, `s3://bucket`), for registering the store
+    /// with a query engine.
+    pub fn store_root_url(&self) -> String {
+        format!("{}://{}", self.url.scheme(), self.url.authority())
+    }
+}
+
+/// Turns a URL or a plain path into a URL. A plain path (relative or absolute) becomes a
+/// `file://` URL of its absolute form; a URL is kept as written.
+pub fn resolve_url(location: &str) -> Result<Url> {
+    let bad = |message: String| Error::Location {
+        location: location.to_string(),
+        message,
+    };
+    if location.trim().is_empty() {
+        return Err(bad("it is empty; give a directory or a URL such as s3://bucket/prefix".into()));
+    }
+    let looks_like_url = location
+        .split_once("://")
+        .is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+'));
+    if looks_like_url {
+        return Url::parse(location).map_err(|e| bad(format!("{e}")));
+    }
+    let abs = std::path::absolute(location).map_err(|e| bad(format!("{e}")))?;
+    Url::from_directory_path(&abs).map_err(|()| bad("not an absolute directory path".into()))
+}
+
+/// Opens the location `location` with backend `options` (for example `aws_endpoint`,
+/// `aws_allow_http`). A local directory is created if missing.
+pub fn open<I, K, V>(location: &str, options: I) -> Result<Location>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: Into<String>,
+{
+    let url = resolve_url(location)?;
+    if url.scheme() == "file" {
+        let dir = url.to_file_path().map_err(|()| Error::Location {
+            location: location.to_string(),
+            message: "a file:// URL must name an absolute local path".into(),
+        })?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Location {
+            location: location.to_string(),
+            message: format!("cannot create directory {}: {e}", dir.display()),
+        })?;
+    }
+    let (store, prefix) =
+        object_store::parse_url_opts(&url, options).map_err(|source| Error::Store {
+            location: location.to_string(),
+            source,
+        })?;
+    Ok(Location {
+        url,
+        store: Arc::from(store),
+        prefix,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_paths_become_absolute_file_urls() {
+        let u = resolve_url("archive").unwrap();
+        assert_eq!(u.scheme(), "file");
+        assert!(u.path().ends_with("/archive/"), "{u}");
+        assert_eq!(resolve_url("/tmp/x").unwrap().as_str(), "file:///tmp/x/");
+    }
+
+    #[test]
+    fn urls_are_kept() {
+        assert_eq!(resolve_url("s3://b/p").unwrap().as_str(), "s3://b/p");
+        assert_eq!(resolve_url("file:///tmp/a").unwrap().as_str(), "file:///tmp/a");
+    }
+
+    #[test]
+    fn empty_and_unknown_schemes_are_refused() {
+        assert!(resolve_url("  ").is_err());
+        let err = open("nosuch://x/y", Vec::<(String, String)>::new()).unwrap_err();
+        assert!(err.to_string().contains("nosuch://x/y"), "{err}");
+    }
+
+    #[test]
+    fn local_location_is_created_and_children_join() {
+        let dir = std::env::temp_dir().join(format!("rampart-core-store-{}", std::process::id()));
+        let loc = open(dir.to_str().unwrap(), Vec::<(String, String)>::new()).unwrap();
+        assert!(dir.is_dir());
+        assert_eq!(loc.store_root_url(), "file://");
+        let child = loc.child("events/date=2026-01-01/hour=00/part-1.parquet");
+        assert!(child.as_ref().ends_with("events/date=2026-01-01/hour=00/part-1.parquet"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

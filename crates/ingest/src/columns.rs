@@ -1,0 +1,242 @@
+//! Arrow builders for the two tables the decoder writes, in the core schemas' order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use rampart_core::schema::{self, OPTIONAL_STRING_FIELDS, dead_letters as dl, events as ev, source as src};
+use rampart_core::SourcePos;
+
+use crate::decode::{Event, Rejection};
+use crate::{Error, Result};
+
+fn ts_builder() -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+}
+
+/// Assembles named columns in the order of `schema`.
+fn assemble(
+    table: &'static str,
+    schema: SchemaRef,
+    mut columns: HashMap<&'static str, ArrayRef>,
+) -> Result<RecordBatch> {
+    let ordered = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            columns.remove(f.name().as_str()).ok_or_else(|| Error::Batch {
+                table,
+                source: arrow::error::ArrowError::SchemaError(format!(
+                    "decoder has no column {}",
+                    f.name()
+                )),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema, ordered).map_err(|source| Error::Batch { table, source })
+}
+
+/// The source coordinate columns shared by both tables.
+#[derive(Debug)]
+struct SourceColumns {
+    file: StringBuilder,
+    line: Int64Builder,
+    topic: StringBuilder,
+    partition: Int32Builder,
+    offset: Int64Builder,
+    timestamp: TimestampMicrosecondBuilder,
+    key: BinaryBuilder,
+}
+
+impl Default for SourceColumns {
+    fn default() -> Self {
+        Self {
+            file: StringBuilder::new(),
+            line: Int64Builder::new(),
+            topic: StringBuilder::new(),
+            partition: Int32Builder::new(),
+            offset: Int64Builder::new(),
+            timestamp: ts_builder(),
+            key: BinaryBuilder::new(),
+        }
+    }
+}
+
+impl SourceColumns {
+    fn append(&mut self, pos: &SourcePos) {
+        match pos {
+            SourcePos::File { path, line } => {
+                self.file.append_value(path);
+                self.line.append_value(i64::try_from(*line).unwrap_or(i64::MAX));
+                self.topic.append_null();
+                self.partition.append_null();
+                self.offset.append_null();
+                self.timestamp.append_null();
+                self.key.append_null();
+            }
+            SourcePos::Kafka {
+                topic,
+                partition,
+                offset,
+                timestamp_ms,
+                key,
+            } => {
+                self.file.append_null();
+                self.line.append_null();
+                self.topic.append_value(topic);
+                self.partition.append_value(*partition);
+                self.offset.append_value(*offset);
+                self.timestamp
+                    .append_option(timestamp_ms.map(|ms| ms.saturating_mul(1000)));
+                self.key.append_option(key.as_deref());
+            }
+        }
+    }
+
+    fn finish_into(&mut self, out: &mut HashMap<&'static str, ArrayRef>) {
+        out.insert(src::SOURCE_FILE, Arc::new(self.file.finish()));
+        out.insert(src::SOURCE_LINE, Arc::new(self.line.finish()));
+        out.insert(src::KAFKA_TOPIC, Arc::new(self.topic.finish()));
+        out.insert(src::KAFKA_PARTITION, Arc::new(self.partition.finish()));
+        out.insert(src::KAFKA_OFFSET, Arc::new(self.offset.finish()));
+        out.insert(src::KAFKA_TIMESTAMP, Arc::new(self.timestamp.finish()));
+        out.insert(src::KAFKA_KEY, Arc::new(self.key.finish()));
+    }
+}
+
+/// Builders for `events`.
+#[derive(Debug)]
+pub(crate) struct EventColumns {
+    ts: TimestampMicrosecondBuilder,
+    resource_id: StringBuilder,
+    resource_type: StringBuilder,
+    category: StringBuilder,
+    strings: [StringBuilder; OPTIONAL_STRING_FIELDS.len()],
+    dst_port: Int32Builder,
+    patched: BooleanBuilder,
+    policy_allowed: BooleanBuilder,
+    extra: StringBuilder,
+    ts_raw: StringBuilder,
+    source: SourceColumns,
+    ingested_at: TimestampMicrosecondBuilder,
+    len: usize,
+}
+
+impl Default for EventColumns {
+    fn default() -> Self {
+        Self {
+            ts: ts_builder(),
+            resource_id: StringBuilder::new(),
+            resource_type: StringBuilder::new(),
+            category: StringBuilder::new(),
+            strings: std::array::from_fn(|_| StringBuilder::new()),
+            dst_port: Int32Builder::new(),
+            patched: BooleanBuilder::new(),
+            policy_allowed: BooleanBuilder::new(),
+            extra: StringBuilder::new(),
+            ts_raw: StringBuilder::new(),
+            source: SourceColumns::default(),
+            ingested_at: ts_builder(),
+            len: 0,
+        }
+    }
+}
+
+impl EventColumns {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn append(&mut self, e: &Event<'_>, pos: &SourcePos, ingested_at: i64) {
+        self.ts.append_value(e.ts_micros);
+        self.resource_id.append_value(&e.resource_id);
+        self.resource_type.append_value(&e.resource_type);
+        self.category.append_value(&e.category);
+        for (b, v) in self.strings.iter_mut().zip(&e.strings) {
+            b.append_option(v.as_deref());
+        }
+        self.dst_port.append_option(e.dst_port);
+        self.patched.append_option(e.patched);
+        self.policy_allowed.append_option(e.policy_allowed);
+        self.extra.append_option(e.extra.as_deref());
+        self.ts_raw.append_option(e.ts_raw.as_deref());
+        self.source.append(pos);
+        self.ingested_at.append_value(ingested_at);
+        self.len += 1;
+    }
+
+    pub(crate) fn finish(&mut self) -> Result<RecordBatch> {
+        let mut c: HashMap<&'static str, ArrayRef> = HashMap::new();
+        c.insert(ev::TS, Arc::new(self.ts.finish()));
+        c.insert(ev::RESOURCE_ID, Arc::new(self.resource_id.finish()));
+        c.insert(ev::RESOURCE_TYPE, Arc::new(self.resource_type.finish()));
+        c.insert(ev::CATEGORY, Arc::new(self.category.finish()));
+        for (name, b) in OPTIONAL_STRING_FIELDS.iter().zip(self.strings.iter_mut()) {
+            c.insert(name, Arc::new(b.finish()));
+        }
+        c.insert(ev::DST_PORT, Arc::new(self.dst_port.finish()));
+        c.insert(ev::PATCHED, Arc::new(self.patched.finish()));
+        c.insert(ev::POLICY_ALLOWED, Arc::new(self.policy_allowed.finish()));
+        c.insert(ev::EXTRA, Arc::new(self.extra.finish()));
+        c.insert(ev::TS_RAW, Arc::new(self.ts_raw.finish()));
+        self.source.finish_into(&mut c);
+        c.insert(ev::INGESTED_AT, Arc::new(self.ingested_at.finish()));
+        self.len = 0;
+        assemble(schema::EVENTS, schema::events_schema(), c)
+    }
+}
+
+/// Builders for `dead_letters`.
+#[derive(Debug)]
+pub(crate) struct DeadLetterColumns {
+    received_at: TimestampMicrosecondBuilder,
+    reason_code: StringBuilder,
+    reason: StringBuilder,
+    raw: BinaryBuilder,
+    source: SourceColumns,
+    len: usize,
+}
+
+impl Default for DeadLetterColumns {
+    fn default() -> Self {
+        Self {
+            received_at: ts_builder(),
+            reason_code: StringBuilder::new(),
+            reason: StringBuilder::new(),
+            raw: BinaryBuilder::new(),
+            source: SourceColumns::default(),
+            len: 0,
+        }
+    }
+}
+
+impl DeadLetterColumns {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn append(&mut self, raw: &[u8], why: &Rejection, pos: &SourcePos, received_at: i64) {
+        self.received_at.append_value(received_at);
+        self.reason_code.append_value(why.reason.as_str());
+        self.reason.append_value(&why.message);
+        self.raw.append_value(raw);
+        self.source.append(pos);
+        self.len += 1;
+    }
+
+    pub(crate) fn finish(&mut self) -> Result<RecordBatch> {
+        let mut c: HashMap<&'static str, ArrayRef> = HashMap::new();
+        c.insert(dl::RECEIVED_AT, Arc::new(self.received_at.finish()));
+        c.insert(dl::REASON_CODE, Arc::new(self.reason_code.finish()));
+        c.insert(dl::REASON, Arc::new(self.reason.finish()));
+        c.insert(dl::RAW, Arc::new(self.raw.finish()));
+        self.source.finish_into(&mut c);
+        self.len = 0;
+        assemble(schema::DEAD_LETTERS, schema::dead_letters_schema(), c)
+    }
+}

@@ -1,0 +1,660 @@
+//! Strict JSON to Arrow: one message in, one `events` row or one `dead_letters` row out.
+//!
+//! Each message is parsed once with `serde_json` into borrowed field slices
+//! ([`RawValue`]), then every contract field is checked for its type and value. The
+//! checks, in order, and the reason code each failure gets:
+//!
+//! | check | code |
+//! |---|---|
+//! | size within `decode.max-message-bytes` | `too_large` |
+//! | valid UTF-8 | `not_utf8` |
+//! | one well-formed JSON value, nothing after it, not empty | `not_json` |
+//! | that value is an object | `not_object` |
+//! | no key twice | `duplicate_field` |
+//! | `ts`, `resource_id`, `resource_type`, `category` present and not null | `missing_field` |
+//! | each contract field of its JSON type | `wrong_type` |
+//! | `ts` is RFC 3339 with an offset; `dst_port` in 0..=65535; required strings not empty | `invalid_value` |
+//!
+//! An optional field given as `null` counts as absent. Fields outside the contract are
+//! kept verbatim in `extra`; `ts` keeps its original text in `ts_raw` when the stored
+//! microseconds would not render back to the same text.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rampart_core::config::DecodeConfig;
+use rampart_core::schema::{OPTIONAL_STRING_FIELDS, events as col};
+use rampart_core::{DeadLetterReason, SourcePos};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::columns::{DeadLetterColumns, EventColumns};
+use crate::file::LineChunk;
+use crate::Result;
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It is a row of `events`.
+    Accepted,
+    /// It is a row of `dead_letters`, for this reason.
+    DeadLettered(DeadLetterReason),
+}
+
+/// Why a message was refused: a stable code and a sentence for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The class of the failure.
+    pub reason: DeadLetterReason,
+    /// What exactly was wrong, naming the field and what was expected.
+    pub message: String,
+}
+
+impl Rejection {
+    fn new(reason: DeadLetterReason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.message)
+    }
+}
+
+/// A message that passed every check, borrowing from the message text where it can.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<'a> {
+    /// Event time, microseconds since the epoch, UTC.
+    pub ts_micros: i64,
+    /// The original `ts` text when it is not the canonical rendering of `ts_micros`.
+    pub ts_raw: Option<Cow<'a, str>>,
+    pub resource_id: Cow<'a, str>,
+    pub resource_type: Cow<'a, str>,
+    pub category: Cow<'a, str>,
+    /// The optional string fields, in the order of [`OPTIONAL_STRING_FIELDS`].
+    pub strings: [Option<Cow<'a, str>>; OPTIONAL_STRING_FIELDS.len()],
+    pub dst_port: Option<i32>,
+    pub patched: Option<bool>,
+    pub policy_allowed: Option<bool>,
+    /// Fields outside the contract, as the text of one JSON object.
+    pub extra: Option<String>,
+}
+
+/// The rows decoded since the last flush, one batch per table.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// Rows of `events`.
+    pub events: RecordBatch,
+    /// Rows of `dead_letters`.
+    pub dead_letters: RecordBatch,
+}
+
+/// Decodes messages into `events` and `dead_letters` rows (see the module docs).
+#[derive(Debug)]
+pub struct Decoder {
+    max_message_bytes: usize,
+    events: EventColumns,
+    dead: DeadLetterColumns,
+}
+
+impl Decoder {
+    /// A decoder with the limits of `config`.
+    pub fn new(config: &DecodeConfig) -> Self {
+        Self {
+            max_message_bytes: usize::try_from(config.max_message_bytes.as_u64())
+                .unwrap_or(usize::MAX),
+            events: EventColumns::default(),
+            dead: DeadLetterColumns::default(),
+        }
+    }
+
+    /// Decodes one message found at `pos`, received at `received_at` (microseconds since
+    /// the epoch).
+    pub fn push(&mut self, message: &[u8], pos: &SourcePos, received_at: i64) -> Outcome {
+        match parse(message, self.max_message_bytes) {
+            Ok(event) => {
+                self.events.append(&event, pos, received_at);
+                Outcome::Accepted
+            }
+            Err(rejection) => {
+                self.dead.append(message, &rejection, pos, received_at);
+                Outcome::DeadLettered(rejection.reason)
+            }
+        }
+    }
+
+    /// Decodes every line of a chunk of a JSON-lines source. A trailing `\r` is removed
+    /// from each line. Returns the number of lines accepted and dead-lettered.
+    pub fn push_lines(&mut self, chunk: &LineChunk, received_at: i64) -> (u64, u64) {
+        let (mut accepted, mut dead) = (0, 0);
+        for (i, line) in chunk.lines().enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let pos = SourcePos::File {
+                path: chunk.path.clone(),
+                line: chunk.first_line + i as u64,
+            };
+            match self.push(line, &pos, received_at) {
+                Outcome::Accepted => accepted += 1,
+                Outcome::DeadLettered(_) => dead += 1,
+            }
+        }
+        (accepted, dead)
+    }
+
+    /// Rows pushed since the last flush.
+    pub fn pending_rows(&self) -> usize {
+        self.events.len() + self.dead.len()
+    }
+
+    /// Takes the rows pushed since the last flush as record batches.
+    pub fn flush(&mut self) -> Result<Decoded> {
+        Ok(Decoded {
+            events: self.events.finish()?,
+            dead_letters: self.dead.finish()?,
+        })
+    }
+}
+
+/// Checks one message against the event contract.
+pub fn parse(message: &[u8], max_message_bytes: usize) -> Result<Event<'_>, Rejection> {
+    use DeadLetterReason::*;
+    if message.len() > max_message_bytes {
+        return Err(Rejection::new(
+            TooLarge,
+            format!(
+                "message is {} bytes, over the limit of {max_message_bytes} (decode.max-message-bytes)",
+                message.len()
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(message).map_err(|e| {
+        Rejection::new(
+            NotUtf8,
+            format!("not valid UTF-8: bad byte at offset {}", e.valid_up_to()),
+        )
+    })?;
+    let trimmed = text.trim_start_matches([' ', '\t', '\n', '\r']);
+    match trimmed.as_bytes().first() {
+        None => return Err(Rejection::new(NotJson, "empty message")),
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(match serde_json::from_str::<IgnoredAny>(text) {
+                Ok(_) => Rejection::new(
+                    NotObject,
+                    format!(
+                        "a JSON {} is not an event; each message must be one JSON object",
+                        json_type(trimmed)
+                    ),
+                ),
+                Err(e) => Rejection::new(NotJson, format!("not JSON: {e}")),
+            });
+        }
+    }
+    let fields: RawFields<'_> = serde_json::from_str(text)
+        .map_err(|e| Rejection::new(NotJson, format!("not JSON: {e}")))?;
+    check(fields)
+}
+
+/// The contract fields, by position in the parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    Ts,
+    ResourceId,
+    ResourceType,
+    Category,
+    Str(usize),
+    DstPort,
+    Patched,
+    PolicyAllowed,
+}
+
+impl Known {
+    fn of(key: &str) -> Option<Self> {
+        Some(match key {
+            col::TS => Self::Ts,
+            col::RESOURCE_ID => Self::ResourceId,
+            col::RESOURCE_TYPE => Self::ResourceType,
+            col::CATEGORY => Self::Category,
+            col::DST_PORT => Self::DstPort,
+            col::PATCHED => Self::Patched,
+            col::POLICY_ALLOWED => Self::PolicyAllowed,
+            other => Self::Str(OPTIONAL_STRING_FIELDS.iter().position(|f| *f == other)?),
+        })
+    }
+
+    /// A distinct bit per field, for duplicate detection.
+    fn bit(self) -> u32 {
+        match self {
+            Self::Ts => 0,
+            Self::ResourceId => 1,
+            Self::ResourceType => 2,
+            Self::Category => 3,
+            Self::DstPort => 4,
+            Self::Patched => 5,
+            Self::PolicyAllowed => 6,
+            Self::Str(i) => 7 + i as u32,
+        }
+    }
+}
+
+fn check(fields: RawFields<'_>) -> Result<Event<'_>, Rejection> {
+    let fields = fields.0;
+    let mut seen: u32 = 0;
+    let mut ts: Option<Cow<'_, str>> = None;
+    let (mut resource_id, mut resource_type, mut category) = (None, None, None);
+    let mut strings: [Option<Cow<'_, str>>; OPTIONAL_STRING_FIELDS.len()] = Default::default();
+    let (mut dst_port, mut patched, mut policy_allowed) = (None, None, None);
+    let mut extra = String::new();
+    let mut extra_keys: Vec<&Cow<'_, str>> = Vec::new();
+
+    for (key, value) in &fields {
+        let value: &RawValue = value;
+        let Some(known) = Known::of(key) else {
+            if extra_keys.iter().any(|k| **k == *key) {
+                return Err(duplicate(key));
+            }
+            extra_keys.push(key);
+            extra.push(if extra.is_empty() { '{' } else { ',' });
+            push_json_key(&mut extra, key);
+            extra.push(':');
+            extra.push_str(value.get());
+            continue;
+        };
+        let bit = 1u32 << known.bit();
+        if seen & bit != 0 {
+            return Err(duplicate(key));
+        }
+        seen |= bit;
+        match known {
+            Known::Ts => ts = string_field(key, value)?,
+            Known::ResourceId => resource_id = string_field(key, value)?,
+            Known::ResourceType => resource_type = string_field(key, value)?,
+            Known::Category => category = string_field(key, value)?,
+            Known::Str(i) => strings[i] = string_field(key, value)?,
+            Known::DstPort => dst_port = port_field(key, value)?,
+            Known::Patched => patched = bool_field(key, value)?,
+            Known::PolicyAllowed => policy_allowed = bool_field(key, value)?,
+        }
+    }
+    if !extra.is_empty() {
+        extra.push('}');
+    }
+
+    let ts_text = required(col::TS, ts)?;
+    let resource_id = required(col::RESOURCE_ID, resource_id)?;
+    let resource_type = required(col::RESOURCE_TYPE, resource_type)?;
+    let category = required(col::CATEGORY, category)?;
+    let (ts_micros, canonical) = parse_ts(&ts_text)?;
+
+    Ok(Event {
+        ts_micros,
+        ts_raw: (!canonical).then_some(ts_text),
+        resource_id,
+        resource_type,
+        category,
+        strings,
+        dst_port,
+        patched,
+        policy_allowed,
+        extra: (!extra.is_empty()).then_some(extra),
+    })
+}
+
+fn required<'a>(name: &str, value: Option<Cow<'a, str>>) -> Result<Cow<'a, str>, Rejection> {
+    let value = value.ok_or_else(|| {
+        Rejection::new(
+            DeadLetterReason::MissingField,
+            format!("required field `{name}` is missing or null"),
+        )
+    })?;
+    if value.is_empty() {
+        return Err(Rejection::new(
+            DeadLetterReason::InvalidValue,
+            format!("required field `{name}` is an empty string"),
+        ));
+    }
+    Ok(value)
+}
+
+fn duplicate(key: &str) -> Rejection {
+    Rejection::new(
+        DeadLetterReason::DuplicateField,
+        format!("field `{}` appears more than once", truncate(key, 80)),
+    )
+}
+
+/// Parses an RFC 3339 timestamp; also tells whether the text is exactly the canonical
+/// rendering of the microseconds kept (so that `ts_raw` need not be stored).
+fn parse_ts(text: &str) -> Result<(i64, bool), Rejection> {
+    let invalid = || {
+        Rejection::new(
+            DeadLetterReason::InvalidValue,
+            format!(
+                "field `ts` is not an RFC 3339 timestamp with offset (like 2026-11-28T09:41:07.123Z): {:?}",
+                truncate(text, 80)
+            ),
+        )
+    };
+    let parsed = DateTime::parse_from_rfc3339(text).map_err(|_| invalid())?;
+    let micros = parsed.timestamp_micros();
+    let canonical = DateTime::<Utc>::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true) == text)
+        .unwrap_or(false);
+    Ok((micros, canonical))
+}
+
+fn json_type(text: &str) -> &'static str {
+    match text.as_bytes().first() {
+        Some(b'"') => "string",
+        Some(b't' | b'f') => "boolean",
+        Some(b'n') => "null",
+        Some(b'{') => "object",
+        Some(b'[') => "array",
+        _ => "number",
+    }
+}
+
+fn wrong_type(key: &str, expected: &str, value: &RawValue) -> Rejection {
+    Rejection::new(
+        DeadLetterReason::WrongType,
+        format!(
+            "field `{key}` must be {expected}, got {}",
+            json_type(value.get())
+        ),
+    )
+}
+
+/// A string or null (`None`).
+fn string_field<'a>(key: &str, value: &'a RawValue) -> Result<Option<Cow<'a, str>>, Rejection> {
+    let text = value.get();
+    match text.as_bytes().first() {
+        Some(b'n') => Ok(None),
+        Some(b'"') => {
+            let inner = &text[1..text.len() - 1];
+            if !inner.contains('\\') {
+                return Ok(Some(Cow::Borrowed(inner)));
+            }
+            serde_json::from_str::<String>(text)
+                .map(|s| Some(Cow::Owned(s)))
+                .map_err(|e| {
+                    Rejection::new(
+                        DeadLetterReason::InvalidValue,
+                        format!("field `{key}` has an invalid string escape: {e}"),
+                    )
+                })
+        }
+        _ => Err(wrong_type(key, "a string", value)),
+    }
+}
+
+fn bool_field(key: &str, value: &RawValue) -> Result<Option<bool>, Rejection> {
+    match value.get() {
+        "null" => Ok(None),
+        "true" => Ok(Some(true)),
+        "false" => Ok(Some(false)),
+        _ => Err(wrong_type(key, "true, false or null", value)),
+    }
+}
+
+fn port_field(key: &str, value: &RawValue) -> Result<Option<i32>, Rejection> {
+    let text = value.get();
+    if text == "null" {
+        return Ok(None);
+    }
+    if json_type(text) != "number" || text.contains(['.', 'e', 'E']) {
+        return Err(wrong_type(key, "an integer", value));
+    }
+    match text.parse::<i64>() {
+        Ok(n) if (0..=65535).contains(&n) => Ok(Some(n as i32)),
+        _ => Err(Rejection::new(
+            DeadLetterReason::InvalidValue,
+            format!("field `{key}` is {}, outside 0..=65535", truncate(text, 40)),
+        )),
+    }
+}
+
+fn push_json_key(out: &mut String, key: &Cow<'_, str>) {
+    match key {
+        // A borrowed key had no escapes in the input, so it needs none in the output.
+        Cow::Borrowed(k) => {
+            out.push('"');
+            out.push_str(k);
+            out.push('"');
+        }
+        Cow::Owned(k) => {
+            // Serializing a str cannot fail.
+            out.push_str(&serde_json::to_string(k).unwrap_or_default());
+        }
+    }
+}
+
+fn truncate(s: &str, max_chars: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max_chars) {
+        None => Cow::Borrowed(s),
+        Some((i, _)) => Cow::Owned(format!("{}…", &s[..i])),
+    }
+}
+
+/// The top-level object as `(key, raw value)` pairs in input order.
+struct RawFields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for RawFields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawFields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(Key(key)) = map.next_key()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    out.push((key, value));
+                }
+                Ok(RawFields(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// An object key, borrowed from the input unless it had escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::TimestampMicrosecondType;
+    use DeadLetterReason::*;
+
+    const OK: &str = r#"{"ts":"2026-11-28T09:41:07.123Z","resource_id":"vm-1","resource_type":"vm","category":"malware"}"#;
+
+    fn reject(msg: &[u8]) -> Rejection {
+        parse(msg, 1024).expect_err("must be rejected")
+    }
+
+    fn with(field: &str, value: &str) -> String {
+        format!("{},\"{field}\":{value}}}", &OK[..OK.len() - 1])
+    }
+
+    #[test]
+    fn a_minimal_event_is_accepted() {
+        let e = parse(OK.as_bytes(), 1024).unwrap();
+        assert_eq!(e.ts_micros, 1_795_858_867_123_000);
+        assert_eq!(e.resource_id, "vm-1");
+        assert!(matches!(e.resource_id, Cow::Borrowed(_)));
+        assert_eq!(e.ts_raw, None);
+        assert_eq!(e.extra, None);
+    }
+
+    #[test]
+    fn each_malformed_kind_gets_its_reason() {
+        let cases: Vec<(Vec<u8>, DeadLetterReason, &str)> = vec![
+            (vec![b' '; 1025], TooLarge, "1025 bytes"),
+            (b"{\"ts\":\"\xff\"}".to_vec(), NotUtf8, "offset 7"),
+            (b"".to_vec(), NotJson, "empty"),
+            (b"   ".to_vec(), NotJson, "empty"),
+            (b"{\"ts\": ".to_vec(), NotJson, "not JSON"),
+            (b"hello".to_vec(), NotJson, "not JSON"),
+            (format!("{OK} {OK}").into_bytes(), NotJson, "trailing"),
+            (b"[1,2]".to_vec(), NotObject, "array"),
+            (b"\"text\"".to_vec(), NotObject, "string"),
+            (b"42".to_vec(), NotObject, "number"),
+            (b"null".to_vec(), NotObject, "null"),
+            (with("resource_id", "\"x\"").into_bytes(), DuplicateField, "`resource_id`"),
+            (format!("{{\"a\":1,{},\"a\":2}}", &OK[1..OK.len() - 1]).into_bytes(), DuplicateField, "`a`"),
+            (br#"{"resource_id":"r","resource_type":"vm","category":"c"}"#.to_vec(), MissingField, "`ts`"),
+            (br#"{"ts":"2026-11-28T09:41:07Z","resource_type":"vm","category":"c"}"#.to_vec(), MissingField, "`resource_id`"),
+            (br#"{"ts":"2026-11-28T09:41:07Z","resource_id":null,"resource_type":"vm","category":"c"}"#.to_vec(), MissingField, "`resource_id`"),
+            (br#"{"ts":"2026-11-28T09:41:07Z","resource_id":"r","resource_type":"vm"}"#.to_vec(), MissingField, "`category`"),
+            (br#"{"ts":1795858867,"resource_id":"r","resource_type":"vm","category":"c"}"#.to_vec(), WrongType, "`ts` must be a string, got number"),
+            (with("severity", "3").into_bytes(), WrongType, "`severity` must be a string, got number"),
+            (with("classification", "{}").into_bytes(), WrongType, "got object"),
+            (with("patched", "\"yes\"").into_bytes(), WrongType, "`patched`"),
+            (with("policy_allowed", "1").into_bytes(), WrongType, "`policy_allowed`"),
+            (with("dst_port", "\"443\"").into_bytes(), WrongType, "`dst_port` must be an integer"),
+            (with("dst_port", "443.5").into_bytes(), WrongType, "`dst_port` must be an integer"),
+            (with("dst_port", "70000").into_bytes(), InvalidValue, "70000, outside 0..=65535"),
+            (with("dst_port", "-1").into_bytes(), InvalidValue, "outside"),
+            (with("dst_port", "123456789012345678901234567890").into_bytes(), InvalidValue, "outside"),
+            (br#"{"ts":"yesterday","resource_id":"r","resource_type":"vm","category":"c"}"#.to_vec(), InvalidValue, "RFC 3339"),
+            (br#"{"ts":"2026-11-28T09:41:07","resource_id":"r","resource_type":"vm","category":"c"}"#.to_vec(), InvalidValue, "with offset"),
+            (br#"{"ts":"2026-11-28T09:41:07Z","resource_id":"","resource_type":"vm","category":"c"}"#.to_vec(), InvalidValue, "`resource_id` is an empty string"),
+        ];
+        for (msg, reason, needle) in cases {
+            let r = reject(&msg);
+            assert_eq!(r.reason, reason, "{:?} -> {r}", String::from_utf8_lossy(&msg));
+            assert!(r.message.contains(needle), "{:?}: {r} lacks {needle:?}", String::from_utf8_lossy(&msg));
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_or_kept_without_crashing() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let msg = with("x", &deep);
+        // Whatever serde_json decides about depth, it must not overflow the stack.
+        match parse(msg.as_bytes(), usize::MAX) {
+            Ok(e) => assert!(e.extra.unwrap().len() > 200_000),
+            Err(r) => assert_eq!(r.reason, NotJson),
+        }
+    }
+
+    #[test]
+    fn null_optional_fields_count_as_absent() {
+        let m = with("workload", "null");
+        let e = parse(m.as_bytes(), 1024).unwrap();
+        assert_eq!(e.strings[0], None);
+        let m = with("patched", "null");
+        let e = parse(m.as_bytes(), 1024).unwrap();
+        assert_eq!(e.patched, None);
+        let m = with("dst_port", "null");
+        let e = parse(m.as_bytes(), 1024).unwrap();
+        assert_eq!(e.dst_port, None);
+    }
+
+    #[test]
+    fn empty_classification_is_kept_distinct_from_absent() {
+        let idx = OPTIONAL_STRING_FIELDS.iter().position(|f| *f == col::CLASSIFICATION).unwrap();
+        let m = with("classification", "\"\"");
+        let e = parse(m.as_bytes(), 1024).unwrap();
+        assert_eq!(e.strings[idx].as_deref(), Some(""));
+        let e = parse(OK.as_bytes(), 1024).unwrap();
+        assert_eq!(e.strings[idx], None);
+    }
+
+    #[test]
+    fn unknown_fields_are_kept_verbatim_in_order() {
+        let msg = format!(
+            r#"{{"z":[1, 2],"ts":"2026-11-28T09:41:07.123Z","resource_id":"vm-1","a\"b":null,"resource_type":"vm","category":"c","n":1.50e3}}"#
+        );
+        let e = parse(msg.as_bytes(), 1024).unwrap();
+        assert_eq!(e.extra.as_deref(), Some(r#"{"z":[1, 2],"a\"b":null,"n":1.50e3}"#));
+        let v: serde_json::Value = serde_json::from_str(e.extra.as_deref().unwrap()).unwrap();
+        assert_eq!(v["a\"b"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        let m = with("message", r#""line\nnext \u00e9""#);
+        let e = parse(m.as_bytes(), 1024).unwrap();
+        let idx = OPTIONAL_STRING_FIELDS.iter().position(|f| *f == col::MESSAGE).unwrap();
+        assert_eq!(e.strings[idx].as_deref(), Some("line\nnext é"));
+    }
+
+    #[test]
+    fn non_canonical_timestamps_keep_their_text() {
+        for (text, micros) in [
+            ("2026-11-28T10:41:07.123+01:00", 1_795_858_867_123_000),
+            ("2026-11-28T09:41:07.123456789Z", 1_795_858_867_123_456),
+            ("2026-11-28T09:41:07.000Z", 1_795_858_867_000_000),
+            ("2026-11-28t09:41:07Z", 1_795_858_867_000_000),
+        ] {
+            let msg = OK.replace("2026-11-28T09:41:07.123Z", text);
+            let e = parse(msg.as_bytes(), 1024).unwrap();
+            assert_eq!(e.ts_micros, micros, "{text}");
+            assert_eq!(e.ts_raw.as_deref(), Some(text));
+        }
+        for canonical in ["2026-11-28T09:41:07Z", "2026-11-28T09:41:07.123456Z"] {
+            let msg = OK.replace("2026-11-28T09:41:07.123Z", canonical);
+            assert_eq!(parse(msg.as_bytes(), 1024).unwrap().ts_raw, None, "{canonical}");
+        }
+    }
+
+    #[test]
+    fn decoder_builds_both_tables_with_coordinates() {
+        let mut d = Decoder::new(&DecodeConfig::default());
+        let chunk = LineChunk {
+            path: "/data/x.jsonl".into(),
+            first_line: 7,
+            data: bytes::Bytes::from(format!("{OK}\r\nnot json\n{}\n", with("dst_port", "22"))),
+        };
+        assert_eq!(d.push_lines(&chunk, 42), (2, 1));
+        let out = d.flush().unwrap();
+        assert_eq!(out.events.num_rows(), 2);
+        let lines = out.events.column_by_name("source_line").unwrap().as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(lines.values().to_vec(), vec![7, 9]);
+        let ts = out.events.column_by_name("ts").unwrap().as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(ts.value(0), 1_795_858_867_123_000);
+        let port = out.events.column_by_name("dst_port").unwrap().as_primitive::<arrow::datatypes::Int32Type>();
+        assert!(port.is_null(0));
+        assert_eq!(port.value(1), 22);
+        let dl = &out.dead_letters;
+        assert_eq!(dl.num_rows(), 1);
+        assert_eq!(dl.column_by_name("raw").unwrap().as_binary::<i32>().value(0), b"not json");
+        assert_eq!(dl.column_by_name("source_line").unwrap().as_primitive::<arrow::datatypes::Int64Type>().value(0), 8);
+        assert_eq!(dl.column_by_name("reason_code").unwrap().as_string::<i32>().value(0), "not_json");
+        assert_eq!(d.pending_rows(), 0);
+        let again = d.flush().unwrap();
+        assert_eq!(again.events.num_rows() + again.dead_letters.num_rows(), 0);
+    }
+}

@@ -1,0 +1,213 @@
+//! The JSON-lines source: a file or standard input, read in chunks of whole lines.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::{Error, Result};
+
+/// Whole lines read from a JSON-lines source, with the number of the first.
+#[derive(Debug, Clone)]
+pub struct LineChunk {
+    /// The source's label, stored as `source_file`: the absolute path, or `-` for stdin.
+    pub path: Arc<str>,
+    /// Line number (from 1) of the first line in `data`.
+    pub first_line: u64,
+    /// Complete lines, each ended by `\n` except perhaps the last line of the source.
+    pub data: Bytes,
+}
+
+impl LineChunk {
+    /// The lines, without their `\n`.
+    pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
+        let body = self.data.strip_suffix(b"\n").unwrap_or(&self.data);
+        body.split(|b| *b == b'\n')
+    }
+
+    /// How many lines the chunk holds.
+    pub fn line_count(&self) -> u64 {
+        if self.data.is_empty() {
+            return 0;
+        }
+        let newlines = self.data.iter().filter(|b| **b == b'\n').count() as u64;
+        newlines + u64::from(!self.data.ends_with(b"\n"))
+    }
+}
+
+/// Reads a JSON-lines file (or stdin) in chunks of about `chunk_bytes` whole lines.
+pub struct FileSource {
+    path: Arc<str>,
+    reader: Box<dyn AsyncRead + Send + Unpin>,
+    chunk_bytes: usize,
+    buf: BytesMut,
+    next_line: u64,
+    eof: bool,
+}
+
+impl std::fmt::Debug for FileSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSource")
+            .field("path", &self.path)
+            .field("next_line", &self.next_line)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileSource {
+    /// Opens `location`: `-` for standard input, `file:///abs/path`, or a plain path.
+    pub async fn open(location: &str, chunk_bytes: usize) -> Result<Self> {
+        let (label, reader): (String, Box<dyn AsyncRead + Send + Unpin>) = if location == "-" {
+            ("-".to_string(), Box::new(tokio::io::stdin()))
+        } else {
+            let path = file_path(location)?;
+            let file = tokio::fs::File::open(&path).await.map_err(|source| Error::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+            (path.display().to_string(), Box::new(file))
+        };
+        Ok(Self::from_reader(label, reader, chunk_bytes))
+    }
+
+    /// A source over any reader, labelled `label` in `source_file`.
+    pub fn from_reader(
+        label: impl Into<Arc<str>>,
+        reader: Box<dyn AsyncRead + Send + Unpin>,
+        chunk_bytes: usize,
+    ) -> Self {
+        Self {
+            path: label.into(),
+            reader,
+            chunk_bytes: chunk_bytes.max(1),
+            buf: BytesMut::with_capacity(chunk_bytes.max(1)),
+            next_line: 1,
+            eof: false,
+        }
+    }
+
+    /// The source's label as stored in `source_file`.
+    pub fn label(&self) -> &Arc<str> {
+        &self.path
+    }
+
+    /// The next chunk of whole lines, or `None` at the end of the source.
+    pub async fn next_chunk(&mut self) -> Result<Option<LineChunk>> {
+        loop {
+            if self.buf.len() >= self.chunk_bytes || self.eof {
+                let split_at = if self.eof {
+                    self.buf.len()
+                } else {
+                    match self.buf.iter().rposition(|b| *b == b'\n') {
+                        Some(i) => i + 1,
+                        // One line longer than a chunk: read on until it ends.
+                        None => {
+                            self.fill(self.buf.len() + self.chunk_bytes).await?;
+                            continue;
+                        }
+                    }
+                };
+                if split_at == 0 {
+                    return Ok(None);
+                }
+                let data = self.buf.split_to(split_at).freeze();
+                let chunk = LineChunk {
+                    path: Arc::clone(&self.path),
+                    first_line: self.next_line,
+                    data,
+                };
+                self.next_line += chunk.line_count();
+                return Ok(Some(chunk));
+            }
+            self.fill(self.chunk_bytes).await?;
+        }
+    }
+
+    /// Reads until the buffer holds `target` bytes or the source ends.
+    async fn fill(&mut self, target: usize) -> Result<()> {
+        while self.buf.len() < target && !self.eof {
+            self.buf.reserve(target - self.buf.len());
+            let n = self.reader.read_buf(&mut self.buf).await.map_err(|source| Error::Read {
+                path: self.path.to_string(),
+                line: self.next_line.saturating_sub(1),
+                source,
+            })?;
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn file_path(location: &str) -> Result<std::path::PathBuf> {
+    let unsupported = |message: String| Error::UnsupportedSource {
+        location: location.to_string(),
+        message,
+    };
+    match location.split_once("://") {
+        Some(("file", _)) => url::Url::parse(location)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+            .ok_or_else(|| {
+                unsupported(
+                    "a file:// URL must hold an absolute path, as in file:///var/log/events.jsonl"
+                        .into(),
+                )
+            }),
+        Some((scheme, _)) => Err(unsupported(format!(
+            "`{scheme}://` sources are not supported by this build; use a file path, file:///abs/path or - for stdin"
+        ))),
+        None => std::path::absolute(location).map_err(|source| Error::Open {
+            path: location.to_string(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn chunks(text: &'static [u8], chunk: usize) -> Vec<LineChunk> {
+        let mut src = FileSource::from_reader("t", Box::new(text), chunk);
+        let mut out = Vec::new();
+        while let Some(c) = src.next_chunk().await.unwrap() {
+            out.push(c);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn chunks_hold_whole_lines_and_number_them() {
+        let text = b"a\nbb\nccc\ndddd\ne";
+        for size in 1..20 {
+            let got = chunks(text, size).await;
+            let mut lines = Vec::new();
+            let mut next = 1;
+            for c in &got {
+                assert_eq!(c.first_line, next, "chunk size {size}");
+                next += c.line_count();
+                lines.extend(c.lines().map(|l| String::from_utf8(l.to_vec()).unwrap()));
+            }
+            assert_eq!(lines, ["a", "bb", "ccc", "dddd", "e"], "chunk size {size}");
+        }
+    }
+
+    #[tokio::test]
+    async fn empty_lines_are_kept_as_lines() {
+        let got = chunks(b"a\n\nb\n", 1024).await;
+        let lines: Vec<_> = got.iter().flat_map(|c| c.lines()).collect();
+        assert_eq!(lines, [&b"a"[..], b"", b"b"]);
+    }
+
+    #[test]
+    fn locations() {
+        assert_eq!(
+            file_path("file:///var/log/a%20b.jsonl").unwrap(),
+            std::path::PathBuf::from("/var/log/a b.jsonl")
+        );
+        assert!(file_path("kafka://h:9092/t").unwrap_err().to_string().contains("kafka://"));
+        assert!(file_path("rel/x.jsonl").unwrap().is_absolute());
+    }
+}
