@@ -1,1 +1,81 @@
-fn main() {}
+//! `rampart`: the command-line face of the pipeline. Thin by design: it resolves the
+//! configuration, then calls `rampart-pipeline`, `rampart-archive` or `rampart-gen`.
+
+mod cmd_gen;
+mod cmd_query;
+mod cmd_run;
+mod config;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Rampart: streaming security-log analytics with an audit-grade Parquet archive.
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, about, long_about = None, after_help = "\
+Examples:
+  rampart run --config pipelines/demo.toml
+  rampart query \"SELECT category, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC\"
+  rampart gen --events 100000 --out events.jsonl
+
+Logs go to stderr; set RAMPART_LOG (e.g. RAMPART_LOG=debug) to change the level.")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Run(cmd_run::RunArgs),
+    Query(cmd_query::QueryArgs),
+    Gen(cmd_gen::GenArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Run(_) => "info",
+        _ => "warn",
+    };
+    init_logging(cli.log_format, default_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => cmd_run::run(args).await,
+            Command::Query(args) => cmd_query::run(args).await,
+            Command::Gen(args) => cmd_gen::run(args),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

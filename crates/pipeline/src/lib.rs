@@ -1,1 +1,26 @@
-//! placeholder
+//! The pipeline: source -> decoder -> (windows and rules) -> archive sinks.
+//!
+//! [`run`] wires the stages of `rampart-ingest`, `rampart-window` and `rampart-sink`
+//! with bounded channels (`pipeline.channel-capacity` batches per edge), so a slow
+//! stage slows its upstream instead of growing memory:
+//!
+//! ```text
+//! source task --chunks--> decode thread --batches--> sink task (events, dead_letters)
+//! ```
+//!
+//! Decoding is CPU work and runs on a blocking thread, off the source's I/O task. The
+//! sink closes files on size, age and at the end; a bounded source ends the run when it
+//! is exhausted, and Ctrl-C or SIGTERM stops reading and drains what was read.
+//!
+//! **Delivery.** Every message read becomes exactly one row of `events` or
+//! `dead_letters`. With a file source there are no offsets to commit; the Kafka source
+//! will advance its offsets only after the files holding them are complete.
+
+mod error;
+mod run;
+mod summary;
+mod task;
+
+pub use error::{Error, Result};
+pub use run::{RunOptions, run};
+pub use summary::{LatencySummary, Summary, TableSummary};

@@ -1,0 +1,41 @@
+//! Errors of the read side.
+
+/// An error answering a query.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The statement would change something; the archive is read-only through Rampart.
+    #[error(
+        "refused: `{statement}` is not a read. `rampart query` runs one read-only statement (SELECT, WITH ... SELECT, EXPLAIN, SHOW TABLES, SHOW COLUMNS); the archive is evidence and cannot be changed through it"
+    )]
+    ReadOnly { statement: String },
+
+    /// More than one statement was given.
+    #[error("refused: {count} statements given; run one statement at a time")]
+    MultipleStatements { count: usize },
+
+    /// The SQL does not parse, names an unknown table or column, or failed to run.
+    #[error("query failed: {source}")]
+    Query {
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+
+    /// Registering the archive's tables failed.
+    #[error("cannot open archive {url}: {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+
+    /// Writing results failed.
+    #[error("cannot write results: {source}")]
+    Output {
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+}
+
+/// Result with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,117 @@
+//! The query engine over an archive location.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use rampart_core::layout::{DATA_FILE_EXTENSION, partition_columns};
+use rampart_core::schema::{self, TableDef};
+use rampart_core::store::Location;
+use tracing::instrument;
+
+use crate::readonly::check_read_only;
+use crate::{Error, Result};
+
+/// The rows a query returned, with their schema (kept for empty results).
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    /// Schema of the result.
+    pub schema: SchemaRef,
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl QueryOutput {
+    /// Total rows.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// An archive opened for reading.
+pub struct Archive {
+    ctx: SessionContext,
+    location: Location,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive")
+            .field("url", &self.location.url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Archive {
+    /// Opens the archive at `location` and registers its tables.
+    pub async fn open(location: Location) -> Result<Self> {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let ctx = SessionContext::new_with_config(config);
+        let open_err = |source| Error::Open {
+            url: location.url.to_string(),
+            source,
+        };
+        let root = url::Url::parse(&location.store_root_url())
+            .map_err(|e| open_err(datafusion::error::DataFusionError::External(Box::new(e))))?;
+        ctx.register_object_store(&root, Arc::clone(&location.store));
+        for table in schema::tables() {
+            let provider = listing_table(&location, &table).map_err(open_err)?;
+            ctx.register_table(table.name(), provider).map_err(open_err)?;
+        }
+        Ok(Self { ctx, location })
+    }
+
+    /// The archive's location.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The DataFusion session, with every archive table registered.
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Runs one read-only statement and collects its rows.
+    #[instrument(skip(self), fields(rows))]
+    pub async fn query(&self, sql: &str) -> Result<QueryOutput> {
+        check_read_only(sql)?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let df = self
+            .ctx
+            .sql_with_options(sql, options)
+            .await
+            .map_err(|source| Error::Query { source })?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(|source| Error::Query { source })?;
+        let out = QueryOutput { schema, batches };
+        tracing::Span::current().record("rows", out.num_rows());
+        Ok(out)
+    }
+}
+
+fn listing_table(
+    location: &Location,
+    table: &TableDef,
+) -> datafusion::error::Result<Arc<ListingTable>> {
+    let mut base = location.url.to_string();
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    let url = ListingTableUrl::parse(format!("{base}{}/", table.name()))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(DATA_FILE_EXTENSION)
+        .with_table_partition_cols(partition_columns());
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(table.schema());
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}

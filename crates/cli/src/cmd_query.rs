@@ -1,0 +1,71 @@
+//! `rampart query`
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use rampart_archive::{Archive, OutputFormat};
+
+/// Run one read-only SQL statement over the archive.
+///
+/// Tables: events, dead_letters. Every table has the hive partition columns `date`
+/// (DATE) and `hour` (INT): filtering on them skips whole folders.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  rampart query \"SELECT count(*) FROM events\"
+  rampart query --format csv \"SELECT resource_id, count(*) AS n FROM events WHERE date = DATE '2026-11-01' GROUP BY 1 ORDER BY n DESC LIMIT 10\"
+  rampart query --format json \"SELECT reason_code, count(*) FROM dead_letters GROUP BY 1\"
+  rampart query --archive s3://audit-bucket/rampart \"SHOW TABLES\"")]
+pub(crate) struct QueryArgs {
+    /// The SQL statement (SELECT, WITH, EXPLAIN, SHOW TABLES, SHOW COLUMNS).
+    sql: String,
+    /// Archive location; defaults to [archive] url of --config, else ./archive.
+    #[arg(long)]
+    archive: Option<String>,
+    /// Pipeline file whose [archive] section to use.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    format: FormatArg,
+}
+
+/// `--format` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// One JSON object per row.
+    Json,
+}
+
+impl From<FormatArg> for OutputFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Table => OutputFormat::Table,
+            FormatArg::Csv => OutputFormat::Csv,
+            FormatArg::Json => OutputFormat::Json,
+        }
+    }
+}
+
+pub(crate) async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    let mut config = crate::config::load(args.config.as_deref())?;
+    if let Some(archive) = args.archive {
+        config.archive.url = archive;
+    }
+    let location = rampart_core::store::open(&config.archive.url, config.archive.options.clone())
+        .with_context(|| format!("cannot open archive {}", config.archive.url))?;
+    let archive = Archive::open(location).await?;
+    let output = archive.query(&args.sql).await?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    rampart_archive::write_results(&output, args.format.into(), &mut out)?;
+    out.flush().context("cannot write to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,53 @@
+//! `rampart run`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use rampart_core::SystemClock;
+use rampart_pipeline::RunOptions;
+
+/// Run a pipeline: read security events, decode them (bad input to dead letters) and
+/// write the archive. Ends with a one-screen summary.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  rampart run --config pipelines/demo.toml
+  rampart run --source /var/log/security.jsonl --archive s3://audit-bucket/rampart
+  zcat events.jsonl.gz | rampart run --source - --archive ./archive")]
+pub(crate) struct RunArgs {
+    /// Pipeline file (TOML). Without it, built-in defaults apply.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Source, overriding [source] url: a JSON-lines file path, file:///abs/path, or - for stdin.
+    #[arg(long)]
+    source: Option<String>,
+    /// Archive location, overriding [archive] url: a directory, file:///dir, s3://bucket/prefix, gs://..., az://...
+    #[arg(long)]
+    archive: Option<String>,
+    /// Stop at the end of the source (files and stdin always end at their end).
+    #[arg(long)]
+    until_end: bool,
+}
+
+pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut config = crate::config::load(args.config.as_deref())?;
+    if let Some(source) = args.source {
+        config.source.url = Some(source);
+    }
+    if let Some(archive) = args.archive {
+        config.archive.url = archive;
+    }
+    let options = RunOptions {
+        until_end: args.until_end,
+        clock: Arc::new(SystemClock),
+        handle_signals: true,
+    };
+    let summary = rampart_pipeline::run(&config, options)
+        .await
+        .context("pipeline failed")?;
+    print!("{}", summary.render());
+    Ok(ExitCode::SUCCESS)
+}

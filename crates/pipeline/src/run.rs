@@ -1,0 +1,217 @@
+//! One run of a pipeline, from its source to the archive.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::AsArray;
+use hdrhistogram::Histogram;
+use rampart_core::schema::{self, dead_letters};
+use rampart_core::{Clock, Config, store};
+use rampart_ingest::{Decoded, Decoder, FileSource, LineChunk};
+use rampart_sink::TableWriter;
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+use tracing::{info, warn};
+
+use crate::summary::{LatencySummary, Summary, TableSummary};
+use crate::task::SpawnedTask;
+use crate::{Error, Result};
+
+/// How a run behaves beyond its configuration.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stop at the end of the source. A file or stdin always ends at its end; the flag
+    /// matters for unbounded sources.
+    pub until_end: bool,
+    /// The clock for ingest times and file rolling.
+    pub clock: Arc<dyn Clock>,
+    /// Stop reading on Ctrl-C or SIGTERM and drain what was read.
+    pub handle_signals: bool,
+}
+
+struct DecodedChunk {
+    decoded: Decoded,
+    read_at: Instant,
+}
+
+#[derive(Default)]
+struct DecodeCounts {
+    accepted: u64,
+    dead: u64,
+    by_reason: BTreeMap<String, u64>,
+}
+
+/// Runs the pipeline described by `config` until its source ends (or a signal stops it).
+pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
+    config.validate()?;
+    let started = Instant::now();
+    let source_url = config.source.url.clone().ok_or_else(|| rampart_core::Error::Config {
+        key: "source.url".into(),
+        message: "no source given: pass --source FILE (or - for stdin), or set url in [source]"
+            .into(),
+    })?;
+    let archive = store::open(&config.archive.url, config.archive.options.clone())?;
+    let chunk_bytes = usize::try_from(config.source.read_chunk.as_u64()).unwrap_or(1 << 20);
+    let mut source = FileSource::open(&source_url, chunk_bytes).await?;
+    let source_label = source.label().to_string();
+    info!(source = %source_label, archive = %archive.url, "pipeline starting");
+
+    let capacity = config.pipeline.channel_capacity;
+    let (raw_tx, mut raw_rx) = mpsc::channel::<(LineChunk, Instant)>(capacity);
+    let (dec_tx, mut dec_rx) = mpsc::channel::<DecodedChunk>(capacity);
+
+    let handle_signals = options.handle_signals;
+    let source_task = SpawnedTask::spawn("source", async move {
+        let mut input_bytes = 0u64;
+        let mut interrupted = false;
+        let stop = shutdown_signal(handle_signals);
+        tokio::pin!(stop);
+        loop {
+            let chunk = tokio::select! {
+                biased;
+                () = &mut stop => {
+                    warn!("signal received: no more reading; draining what was read");
+                    interrupted = true;
+                    break;
+                }
+                chunk = source.next_chunk() => chunk?,
+            };
+            let Some(chunk) = chunk else { break };
+            input_bytes += chunk.data.len() as u64;
+            if raw_tx.send((chunk, Instant::now())).await.is_err() {
+                break; // downstream stopped; its error is reported by its own stage
+            }
+        }
+        Ok::<_, Error>((input_bytes, interrupted))
+    });
+
+    let decode_config = config.decode.clone();
+    let clock = Arc::clone(&options.clock);
+    let decode_task = SpawnedTask::spawn_blocking("decode", move || {
+        let mut decoder = Decoder::new(&decode_config);
+        let mut counts = DecodeCounts::default();
+        while let Some((chunk, read_at)) = raw_rx.blocking_recv() {
+            let (accepted, dead) = decoder.push_lines(&chunk, clock.now_micros());
+            counts.accepted += accepted;
+            counts.dead += dead;
+            let decoded = decoder.flush()?;
+            let codes = decoded
+                .dead_letters
+                .column_by_name(dead_letters::REASON_CODE)
+                .map(|c| c.as_string::<i32>().iter().flatten().map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default();
+            for code in codes {
+                *counts.by_reason.entry(code).or_default() += 1;
+            }
+            if dec_tx.blocking_send(DecodedChunk { decoded, read_at }).is_err() {
+                break;
+            }
+        }
+        Ok::<_, Error>(counts)
+    });
+
+    let sink_config = config.sink.clone();
+    let clock = Arc::clone(&options.clock);
+    let sink_archive = archive.clone();
+    let sink_task = SpawnedTask::spawn("sink", async move {
+        let table = |name| {
+            schema::table(name).ok_or_else(|| Error::Stage {
+                stage: "sink",
+                message: format!("has no table {name}"),
+            })
+        };
+        let mut events = TableWriter::new(table(schema::EVENTS)?, sink_archive.clone(), &sink_config, Arc::clone(&clock))?;
+        let mut dead = TableWriter::new(table(schema::DEAD_LETTERS)?, sink_archive, &sink_config, clock)?;
+        // 1 µs to 1 h at 3 significant digits; longer samples are clamped to 1 h.
+        let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| Error::Stage {
+            stage: "sink",
+            message: format!("cannot build histogram: {e}"),
+        })?;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = dec_rx.recv() => {
+                    let Some(DecodedChunk { decoded, read_at }) = msg else { break };
+                    if decoded.events.num_rows() > 0 {
+                        events.write(&decoded.events).await?;
+                    }
+                    if decoded.dead_letters.num_rows() > 0 {
+                        dead.write(&decoded.dead_letters).await?;
+                    }
+                    latency.saturating_record(read_at.elapsed().as_micros() as u64);
+                }
+                _ = tick.tick() => {
+                    events.roll_due().await?;
+                    dead.roll_due().await?;
+                }
+            }
+        }
+        events.close_all().await?;
+        dead.close_all().await?;
+        let mut tables = BTreeMap::new();
+        for f in events.take_written().into_iter().chain(dead.take_written()) {
+            let t: &mut TableSummary = tables.entry(f.table).or_default();
+            t.rows += f.rows;
+            t.files += 1;
+            t.bytes += f.bytes;
+        }
+        Ok::<_, Error>((tables, LatencySummary::of(&latency)))
+    });
+
+    let source_result = source_task.join().await?;
+    let decode_result = decode_task.join().await?;
+    let sink_result = sink_task.join().await?;
+    let (input_bytes, interrupted) = source_result?;
+    let counts = decode_result?;
+    let (tables, batch_latency) = sink_result?;
+
+    let summary = Summary {
+        source: source_label,
+        archive: archive.url.to_string(),
+        messages: counts.accepted + counts.dead,
+        accepted: counts.accepted,
+        dead_lettered: counts.dead,
+        dead_by_reason: counts.by_reason,
+        input_bytes,
+        tables,
+        elapsed: started.elapsed(),
+        batch_latency,
+        interrupted,
+    };
+    info!(
+        accepted = summary.accepted,
+        dead_lettered = summary.dead_lettered,
+        files = summary.files(),
+        "pipeline finished"
+    );
+    Ok(summary)
+}
+
+/// Resolves on Ctrl-C or SIGTERM when `enabled`, never otherwise.
+async fn shutdown_signal(enabled: bool) {
+    if !enabled {
+        return std::future::pending().await;
+    }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = async {
+            match signal(SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,169 @@
+//! What a run did, for the one-screen report at its end.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Rows, files and bytes one table received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableSummary {
+    /// Rows written.
+    pub rows: u64,
+    /// Files completed.
+    pub files: u64,
+    /// Bytes in those files.
+    pub bytes: u64,
+}
+
+/// Percentiles of a latency, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LatencySummary {
+    /// Number of samples.
+    pub count: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+impl LatencySummary {
+    /// Percentiles of `h`.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        Self {
+            count: h.len(),
+            p50_us: h.value_at_quantile(0.50),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+        }
+    }
+}
+
+/// The outcome of one run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// The source read.
+    pub source: String,
+    /// The archive written.
+    pub archive: String,
+    /// Messages read (accepted + dead-lettered).
+    pub messages: u64,
+    /// Messages that became `events` rows.
+    pub accepted: u64,
+    /// Messages that became `dead_letters` rows.
+    pub dead_lettered: u64,
+    /// Dead letters per reason code.
+    pub dead_by_reason: BTreeMap<String, u64>,
+    /// Bytes read from the source.
+    pub input_bytes: u64,
+    /// Per archive table.
+    pub tables: BTreeMap<&'static str, TableSummary>,
+    /// Wall-clock duration of the run.
+    pub elapsed: Duration,
+    /// From a chunk read to its rows handed to the archive writer.
+    pub batch_latency: LatencySummary,
+    /// The run was stopped by a signal before its source ended.
+    pub interrupted: bool,
+}
+
+impl Summary {
+    /// Messages per second over the whole run.
+    pub fn messages_per_sec(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Source bytes per second over the whole run.
+    pub fn input_bytes_per_sec(&self) -> f64 {
+        self.input_bytes as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Files written, all tables.
+    pub fn files(&self) -> u64 {
+        self.tables.values().map(|t| t.files).sum()
+    }
+
+    /// Bytes written, all tables.
+    pub fn bytes(&self) -> u64 {
+        self.tables.values().map(|t| t.bytes).sum()
+    }
+
+    /// The one-screen report printed at the end of `rampart run`.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let status = if self.interrupted { "stopped by signal" } else { "complete" };
+        let _ = writeln!(s, "rampart run {status}");
+        let _ = writeln!(s, "  source        {}", self.source);
+        let _ = writeln!(s, "  archive       {}", self.archive);
+        let _ = writeln!(
+            s,
+            "  messages      {:>12}   ({:.1} MiB read)",
+            self.messages,
+            self.input_bytes as f64 / 1048576.0
+        );
+        let _ = writeln!(s, "  accepted      {:>12}", self.accepted);
+        let _ = writeln!(s, "  dead-lettered {:>12}", self.dead_lettered);
+        for (reason, n) in &self.dead_by_reason {
+            let _ = writeln!(s, "    {reason:<20}{n:>8}");
+        }
+        let _ = writeln!(
+            s,
+            "  written       {:>12} files, {:.1} MiB",
+            self.files(),
+            self.bytes() as f64 / 1048576.0
+        );
+        for (table, t) in &self.tables {
+            let _ = writeln!(
+                s,
+                "    {table:<20}{:>8} rows in {} files, {:.1} MiB",
+                t.rows,
+                t.files,
+                t.bytes as f64 / 1048576.0
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  throughput    {:>12.0} events/s, {:.1} MiB/s over {:.2}s",
+            self.messages_per_sec(),
+            self.input_bytes_per_sec() / 1048576.0,
+            self.elapsed.as_secs_f64()
+        );
+        let l = &self.batch_latency;
+        let _ = writeln!(
+            s,
+            "  batch latency p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms (read to archive writer, {} batches)",
+            l.p50_us as f64 / 1000.0,
+            l.p99_us as f64 / 1000.0,
+            l.p999_us as f64 / 1000.0,
+            l.count
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_names_every_count() {
+        let mut s = Summary {
+            source: "/x.jsonl".into(),
+            archive: "file:///a/".into(),
+            messages: 10,
+            accepted: 8,
+            dead_lettered: 2,
+            input_bytes: 2 << 20,
+            elapsed: Duration::from_secs(2),
+            ..Default::default()
+        };
+        s.dead_by_reason.insert("not_json".into(), 2);
+        s.tables.insert("events", TableSummary { rows: 8, files: 1, bytes: 1 << 20 });
+        let r = s.render();
+        for needle in ["/x.jsonl", "file:///a/", "not_json", "events", "5 events/s", "1.0 MiB/s"] {
+            assert!(r.contains(needle), "{needle} missing from\n{r}");
+        }
+        assert_eq!(s.files(), 1);
+    }
+}
