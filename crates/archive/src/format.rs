@@ -34,18 +34,27 @@ impl FromStr for OutputFormat {
 }
 
 /// Writes `output` to `out` in `format`.
-pub fn write_results(output: &QueryOutput, format: OutputFormat, out: &mut dyn Write) -> Result<()> {
+pub fn write_results(
+    output: &QueryOutput,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<()> {
     let io = |e: std::io::Error| Error::Output {
         source: arrow::error::ArrowError::IoError(e.to_string(), e),
     };
     let arrow_err = |source| Error::Output { source };
     match format {
         OutputFormat::Table => {
-            let table = arrow::util::pretty::pretty_format_batches(&output.batches)
-                .map_err(arrow_err)?;
+            let table =
+                arrow::util::pretty::pretty_format_batches(&output.batches).map_err(arrow_err)?;
             if output.batches.iter().all(|b| b.num_rows() == 0) {
                 // Still show the column names of an empty result.
-                let names: Vec<&str> = output.schema.fields().iter().map(|f| f.name().as_str()).collect();
+                let names: Vec<&str> = output
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect();
                 writeln!(out, "{}", names.join(" | ")).map_err(io)?;
                 writeln!(out, "(0 rows)").map_err(io)?;
             } else {
@@ -53,10 +62,14 @@ pub fn write_results(output: &QueryOutput, format: OutputFormat, out: &mut dyn W
             }
         }
         OutputFormat::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *out);
             if output.batches.is_empty() {
-                w.write(&arrow::record_batch::RecordBatch::new_empty(output.schema.clone()))
-                    .map_err(arrow_err)?;
+                w.write(&arrow::record_batch::RecordBatch::new_empty(
+                    output.schema.clone(),
+                ))
+                .map_err(arrow_err)?;
             }
             for b in &output.batches {
                 w.write(b).map_err(arrow_err)?;

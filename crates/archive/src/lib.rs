@@ -20,6 +20,8 @@ mod error;
 mod format;
 mod query;
 mod readonly;
+pub mod reconstruct;
+mod table;
 
 pub use error::{Error, Result};
 pub use format::{OutputFormat, write_results};

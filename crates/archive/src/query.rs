@@ -5,7 +5,9 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use rampart_core::layout::{DATA_FILE_EXTENSION, partition_columns};
@@ -14,6 +16,7 @@ use rampart_core::store::Location;
 use tracing::instrument;
 
 use crate::readonly::check_read_only;
+use crate::table::ArchiveTable;
 use crate::{Error, Result};
 
 /// The rows a query returned, with their schema (kept for empty results).
@@ -62,7 +65,8 @@ impl Archive {
         ctx.register_object_store(&root, Arc::clone(&location.store));
         for table in schema::tables() {
             let provider = listing_table(&location, &table).map_err(open_err)?;
-            ctx.register_table(table.name(), provider).map_err(open_err)?;
+            ctx.register_table(table.name(), provider)
+                .map_err(open_err)?;
         }
         Ok(Self { ctx, location })
     }
@@ -91,7 +95,10 @@ impl Archive {
             .await
             .map_err(|source| Error::Query { source })?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|source| Error::Query { source })?;
+        let batches = df
+            .collect()
+            .await
+            .map_err(|source| Error::Query { source })?;
         let out = QueryOutput { schema, batches };
         tracing::Span::current().record("rows", out.num_rows());
         Ok(out)
@@ -101,7 +108,7 @@ impl Archive {
 fn listing_table(
     location: &Location,
     table: &TableDef,
-) -> datafusion::error::Result<Arc<ListingTable>> {
+) -> datafusion::error::Result<Arc<ArchiveTable>> {
     let mut base = location.url.to_string();
     if !base.ends_with('/') {
         base.push('/');
@@ -113,5 +120,6 @@ fn listing_table(
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(table.schema());
-    Ok(Arc::new(ListingTable::try_new(config)?))
+    let listing = Arc::new(ListingTable::try_new(config)?);
+    Ok(Arc::new(ArchiveTable::new(listing, &partition_columns())))
 }

@@ -32,10 +32,9 @@ fn is_read(statement: &DfStatement) -> bool {
             SqlStatement::Query(_)
             | SqlStatement::ShowTables { .. }
             | SqlStatement::ShowColumns { .. } => true,
-            SqlStatement::Explain { statement, .. } => matches!(
-                statement.as_ref(),
-                SqlStatement::Query(_)
-            ),
+            SqlStatement::Explain { statement, .. } => {
+                matches!(statement.as_ref(), SqlStatement::Query(_))
+            }
             _ => false,
         },
         DfStatement::Explain(e) => is_read(&e.statement),

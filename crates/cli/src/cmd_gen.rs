@@ -50,7 +50,12 @@ pub(crate) struct GenArgs {
 
 pub(crate) fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     let start = chrono::DateTime::parse_from_rfc3339(&args.start)
-        .map_err(|e| anyhow!("--start {:?} is not an RFC 3339 time such as 2026-11-01T00:00:00Z: {e}", args.start))?
+        .map_err(|e| {
+            anyhow!(
+                "--start {:?} is not an RFC 3339 time such as 2026-11-01T00:00:00Z: {e}",
+                args.start
+            )
+        })?
         .with_timezone(&chrono::Utc);
     let cfg = GenConfig {
         events: args.events,
@@ -75,7 +80,8 @@ pub(crate) fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         let stats = rampart_gen::write_lines(cfg, &mut out)
             .with_context(|| format!("cannot write {}", args.out.display()))?;
-        out.flush().with_context(|| format!("cannot write {}", args.out.display()))?;
+        out.flush()
+            .with_context(|| format!("cannot write {}", args.out.display()))?;
         stats
     };
     let bad: Vec<String> = stats.bad.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -84,7 +90,11 @@ pub(crate) fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
         stats.total(),
         stats.good,
         stats.bad_total(),
-        if bad.is_empty() { "none".to_string() } else { bad.join(", ") }
+        if bad.is_empty() {
+            "none".to_string()
+        } else {
+            bad.join(", ")
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -28,19 +28,24 @@ pub(crate) fn load(file: Option<&Path>) -> anyhow::Result<Config> {
             .filter(|k| k.as_str().contains("__"))
             .map(|k| k.as_str().replace("__", ".").replace('_', "-").into()),
     );
-    let config: Config = figment.extract().map_err(|e| {
-        let mut msg = String::new();
-        for err in e {
-            if !msg.is_empty() {
-                msg.push_str("; ");
+    let config: Config = figment
+        .extract()
+        .map_err(|e| {
+            let mut msg = String::new();
+            for err in e {
+                if !msg.is_empty() {
+                    msg.push_str("; ");
+                }
+                msg.push_str(&err.to_string());
             }
-            msg.push_str(&err.to_string());
-        }
-        anyhow::anyhow!("{msg}")
-    })
-    .with_context(|| match file {
-        Some(p) => format!("invalid configuration in {} or RAMPART_* environment", p.display()),
-        None => "invalid configuration in RAMPART_* environment".to_string(),
-    })?;
+            anyhow::anyhow!("{msg}")
+        })
+        .with_context(|| match file {
+            Some(p) => format!(
+                "invalid configuration in {} or RAMPART_* environment",
+                p.display()
+            ),
+            None => "invalid configuration in RAMPART_* environment".to_string(),
+        })?;
     Ok(config)
 }

@@ -273,6 +273,11 @@ mod tests {
         assert!(err.contains("sink.zstd-level"), "{err}");
         let mut c = Config::default();
         c.window.size = Duration::from_millis(1500);
-        assert!(c.validate().unwrap_err().to_string().contains("window.size"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("window.size")
+        );
     }
 }

@@ -35,7 +35,11 @@ pub fn hour_bucket(ts_micros: i64) -> i64 {
 pub fn partition_dir(table: &str, hour_bucket: i64) -> String {
     let secs = hour_bucket.saturating_mul(3600);
     match chrono::DateTime::from_timestamp(secs, 0) {
-        Some(t) => format!("{table}/date={}/hour={}", t.format("%Y-%m-%d"), t.format("%H")),
+        Some(t) => format!(
+            "{table}/date={}/hour={}",
+            t.format("%Y-%m-%d"),
+            t.format("%H")
+        ),
         // Out of chrono's range (beyond year 262143): keep the row, in a partition of its own.
         None => format!("{table}/date=out-of-range/hour={hour_bucket}"),
     }
@@ -66,6 +70,9 @@ mod tests {
             partition_dir("events", hour_bucket(ts)),
             "events/date=2026-11-28/hour=09"
         );
-        assert_eq!(partition_dir("events", -1), "events/date=1969-12-31/hour=23");
+        assert_eq!(
+            partition_dir("events", -1),
+            "events/date=1969-12-31/hour=23"
+        );
     }
 }

@@ -49,11 +49,16 @@ pub fn resolve_url(location: &str) -> Result<Url> {
         message,
     };
     if location.trim().is_empty() {
-        return Err(bad("it is empty; give a directory or a URL such as s3://bucket/prefix".into()));
+        return Err(bad(
+            "it is empty; give a directory or a URL such as s3://bucket/prefix".into(),
+        ));
     }
-    let looks_like_url = location
-        .split_once("://")
-        .is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+'));
+    let looks_like_url = location.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+    });
     if looks_like_url {
         return Url::parse(location).map_err(|e| bad(format!("{e}")));
     }
@@ -107,7 +112,10 @@ mod tests {
     #[test]
     fn urls_are_kept() {
         assert_eq!(resolve_url("s3://b/p").unwrap().as_str(), "s3://b/p");
-        assert_eq!(resolve_url("file:///tmp/a").unwrap().as_str(), "file:///tmp/a");
+        assert_eq!(
+            resolve_url("file:///tmp/a").unwrap().as_str(),
+            "file:///tmp/a"
+        );
     }
 
     #[test]
@@ -124,7 +132,11 @@ mod tests {
         assert!(dir.is_dir());
         assert_eq!(loc.store_root_url(), "file://");
         let child = loc.child("events/date=2026-01-01/hour=00/part-1.parquet");
-        assert!(child.as_ref().ends_with("events/date=2026-01-01/hour=00/part-1.parquet"));
+        assert!(
+            child
+                .as_ref()
+                .ends_with("events/date=2026-01-01/hour=00/part-1.parquet")
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

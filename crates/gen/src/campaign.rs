@@ -175,7 +175,11 @@ mod tests {
         let counts: Vec<u64> = (c.first_step..c.first_step + u64::from(c.steps))
             .map(|s| {
                 p.parts(s, &mut parts);
-                parts.iter().find(|x| x.0 == c.resource).map(|x| x.2).unwrap()
+                parts
+                    .iter()
+                    .find(|x| x.0 == c.resource)
+                    .map(|x| x.2)
+                    .unwrap()
             })
             .collect();
         assert_eq!(&counts[..3], &[12, 18, 27]);

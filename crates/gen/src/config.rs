@@ -130,19 +130,69 @@ mod tests {
         };
         let d = GenConfig::default;
         check(
-            GenConfig { bad_rate: 1.5, ..d() },
+            GenConfig {
+                bad_rate: 1.5,
+                ..d()
+            },
             "--bad-rate must be between 0 and 1, got 1.5",
         );
-        check(GenConfig { bad_rate: f64::NAN, ..d() }, "--bad-rate");
-        check(GenConfig { resources: 9, ..d() }, "--resources must be at least 10, got 9");
-        check(GenConfig { window: Duration::ZERO, ..d() }, "--window");
-        check(GenConfig { span: Duration::from_micros(10), ..d() }, "--span");
-        check(GenConfig { disorder: Duration::from_secs(90_000), ..d() }, "--disorder");
         check(
-            GenConfig { window: Duration::from_millis(1), span: Duration::from_secs(86_400), ..d() },
+            GenConfig {
+                bad_rate: f64::NAN,
+                ..d()
+            },
+            "--bad-rate",
+        );
+        check(
+            GenConfig {
+                resources: 9,
+                ..d()
+            },
+            "--resources must be at least 10, got 9",
+        );
+        check(
+            GenConfig {
+                window: Duration::ZERO,
+                ..d()
+            },
+            "--window",
+        );
+        check(
+            GenConfig {
+                span: Duration::from_micros(10),
+                ..d()
+            },
+            "--span",
+        );
+        check(
+            GenConfig {
+                disorder: Duration::from_secs(90_000),
+                ..d()
+            },
+            "--disorder",
+        );
+        check(
+            GenConfig {
+                window: Duration::from_millis(1),
+                span: Duration::from_secs(86_400),
+                ..d()
+            },
             "windows",
         );
-        check(GenConfig { span: Duration::from_secs(u64::MAX), window: Duration::from_secs(u64::MAX), ..d() }, "--start");
-        check(GenConfig { start: DateTime::UNIX_EPOCH - chrono::Duration::days(1), ..d() }, "--start");
+        check(
+            GenConfig {
+                span: Duration::from_secs(u64::MAX),
+                window: Duration::from_secs(u64::MAX),
+                ..d()
+            },
+            "--start",
+        );
+        check(
+            GenConfig {
+                start: DateTime::UNIX_EPOCH - chrono::Duration::days(1),
+                ..d()
+            },
+            "--start",
+        );
     }
 }

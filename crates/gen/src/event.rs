@@ -106,8 +106,19 @@ const ATTACK_USERS: [&str; 10] = [
 const NET_PORTS: [u16; 12] = [
     22, 80, 443, 445, 1433, 3306, 3389, 5432, 6379, 8080, 8443, 9200,
 ];
-const PUBLIC_FIRST_OCTETS: [u8; 14] = [5, 23, 45, 62, 77, 91, 103, 118, 141, 176, 185, 193, 203, 212];
-const TAGS: [&str; 8] = ["prod", "pci", "gdpr", "tier-1", "internet-facing", "legacy", "sox", "canary"];
+const PUBLIC_FIRST_OCTETS: [u8; 14] = [
+    5, 23, 45, 62, 77, 91, 103, 118, 141, 176, 185, 193, 203, 212,
+];
+const TAGS: [&str; 8] = [
+    "prod",
+    "pci",
+    "gdpr",
+    "tier-1",
+    "internet-facing",
+    "legacy",
+    "sox",
+    "canary",
+];
 const GEO: [(&str, u32, &str); 4] = [
     ("NL", 1136, "[52.37,4.9]"),
     ("US", 7018, "[40.71,-74.01]"),
@@ -117,16 +128,8 @@ const GEO: [(&str, u32, &str); 4] = [
 
 // Optional fields that an event may give as an explicit `null`.
 const NULLABLE: [&str; 10] = [
-    "outcome",
-    "severity",
-    "src_ip",
-    "dst_ip",
-    "dst_port",
-    "protocol",
-    "user",
-    "vuln_id",
-    "patched",
-    "message",
+    "outcome", "severity", "src_ip", "dst_ip", "dst_port", "protocol", "user", "vuln_id",
+    "patched", "message",
 ];
 
 /// Kinds of fields outside the contract, as bits of [`Event::extras`].
@@ -165,7 +168,13 @@ fn pick<T: Copy>(rng: &mut ChaCha8Rng, items: &[T]) -> T {
 
 fn public_ip(rng: &mut ChaCha8Rng, v6: bool) -> Ip {
     if v6 {
-        Ip::V6([0x2001, 0xdb8, rng.random(), rng.random(), rng.random_range(1..0xffff)])
+        Ip::V6([
+            0x2001,
+            0xdb8,
+            rng.random(),
+            rng.random(),
+            rng.random_range(1..0xffff),
+        ])
     } else {
         Ip::V4([
             pick(rng, &PUBLIC_FIRST_OCTETS),
@@ -178,7 +187,13 @@ fn public_ip(rng: &mut ChaCha8Rng, v6: bool) -> Ip {
 
 fn internal_ip(rng: &mut ChaCha8Rng, v6: bool) -> Ip {
     if v6 {
-        Ip::V6([0xfd00, rng.random_range(0..4), rng.random(), rng.random(), rng.random_range(1..0xffff)])
+        Ip::V6([
+            0xfd00,
+            rng.random_range(0..4),
+            rng.random(),
+            rng.random(),
+            rng.random_range(1..0xffff),
+        ])
     } else {
         Ip::V4([10, rng.random(), rng.random(), rng.random_range(1..255)])
     }
@@ -278,9 +293,14 @@ impl Event {
                 });
             }
             Malware => {
-                e.outcome = Some(weighted(rng, &[("blocked", 60), ("success", 15), ("unknown", 25)]));
+                e.outcome = Some(weighted(
+                    rng,
+                    &[("blocked", 60), ("success", 15), ("unknown", 25)],
+                ));
                 e.severity = Some(weighted(rng, &[("high", 60), ("critical", 40)]));
-                e.vuln_id = rng.random_ratio(7, 10).then(|| rng.random_range(1..100_000));
+                e.vuln_id = rng
+                    .random_ratio(7, 10)
+                    .then(|| rng.random_range(1..100_000));
                 e.patched = weighted(rng, &[(Some(false), 50), (Some(true), 20), (None, 30)]);
                 e.user = rng.random_bool(0.5).then(|| pick(rng, &HUMANS));
             }
@@ -328,7 +348,11 @@ impl Event {
                     e.protocol = Some("icmp");
                 } else {
                     e.dst_port = Some(pick(rng, &NET_PORTS));
-                    e.protocol = Some(if rng.random_ratio(1, 10) { "udp" } else { "tcp" });
+                    e.protocol = Some(if rng.random_ratio(1, 10) {
+                        "udp"
+                    } else {
+                        "tcp"
+                    });
                 }
             }
             DataAccess => {
@@ -359,7 +383,11 @@ impl Event {
                 Some(label) => Classification::Label(label),
                 None => pick(
                     rng,
-                    &[Classification::Null, Classification::Absent, Classification::Empty],
+                    &[
+                        Classification::Null,
+                        Classification::Absent,
+                        Classification::Empty,
+                    ],
                 ),
             };
         }
@@ -397,7 +425,11 @@ impl Event {
                 "Accepted publickey for {user} from {src} port {} ssh2",
                 rng.random_range(1024..65535u16)
             ),
-            Auth => write!(m, "Failed password for {user} from {src} port {port}"),
+            Auth => write!(
+                m,
+                "Failed password for {user} from {src} port {}",
+                rng.random_range(1024..65535u16)
+            ),
             BruteForce => match rng.random_range(0..3) {
                 0 => write!(
                     m,
@@ -424,11 +456,18 @@ impl Event {
                     m,
                     "Suspicious process tree:\n  winword.exe\n    powershell.exe -nop -enc SQBFAFgA{n}"
                 ),
-                _ => write!(m, "Schadsoftware entfernt: \u{201e}rechnung-{n}.pdf.exe\u{201c}"),
+                _ => write!(
+                    m,
+                    "Schadsoftware entfernt: \u{201e}rechnung-{n}.pdf.exe\u{201c}"
+                ),
             },
             Vulnerability => match self.vuln_id {
                 Some(id) if rng.random_bool(0.5) => {
-                    write!(m, "CVE-2026-{id:05} in openssl 3.0.{}: buffer over-read", n % 16)
+                    write!(
+                        m,
+                        "CVE-2026-{id:05} in openssl 3.0.{}: buffer over-read",
+                        n % 16
+                    )
                 }
                 _ => write!(
                     m,
@@ -442,7 +481,12 @@ impl Event {
             }
             Patch => match res.kind {
                 ResourceType::Vm if rng.random_bool(0.5) => {
-                    write!(m, "apt: {} packages upgraded, {} security", n % 90 + 1, n % 7)
+                    write!(
+                        m,
+                        "apt: {} packages upgraded, {} security",
+                        n % 90 + 1,
+                        n % 7
+                    )
                 }
                 _ => write!(m, "KB50{n:05} installed"),
             },
@@ -560,7 +604,8 @@ impl Event {
             let _ = write!(
                 w.out(),
                 "{{\"provider\":\"azure\",\"region\":\"{}\",\"account\":\"0000-sub-{}\"}}",
-                res.region, res.subscription
+                res.region,
+                res.subscription
             );
         }
         if has(1) && w.field("tags") {
@@ -582,7 +627,11 @@ impl Event {
             let _ = write!(w.out(), "{}.{}", seed % 10, seed / 10 % 10);
         }
         if has(3) && w.field("labels") {
-            let env = if seed % 5 == 0 { "staging" } else { "prod" };
+            let env = if seed.is_multiple_of(5) {
+                "staging"
+            } else {
+                "prod"
+            };
             let _ = write!(
                 w.out(),
                 "{{\"env\":\"{env}\",\"team\":\"{}\"}}",

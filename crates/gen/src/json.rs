@@ -131,7 +131,14 @@ mod tests {
 
     #[test]
     fn escapes_round_trip_through_serde_json() {
-        for s in ["plain", "q\"uote", "back\\slash", "line\nbreak\ttab\r", "\u{1}\u{1f}", "caf\u{e9}"] {
+        for s in [
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "line\nbreak\ttab\r",
+            "\u{1}\u{1f}",
+            "caf\u{e9}",
+        ] {
             let mut out = String::new();
             push_str(&mut out, s);
             assert!(!out.contains('\n'));
@@ -153,6 +160,9 @@ mod tests {
         assert_eq!(render(&Edit::Omit("a")), r#"{"b":1}"#);
         assert_eq!(render(&Edit::Null("b")), r#"{"a":"x","b":null}"#);
         assert_eq!(render(&Edit::Replace("a", "2".into())), r#"{"a":2,"b":1}"#);
-        assert_eq!(render(&Edit::Replace("c", "[]".into())), r#"{"a":"x","b":1,"c":[]}"#);
+        assert_eq!(
+            render(&Edit::Replace("c", "[]".into())),
+            r#"{"a":"x","b":1,"c":[]}"#
+        );
     }
 }

@@ -30,6 +30,8 @@
 //!   next event to be drafted. Arrival order therefore differs from event-time order by
 //!   at most `disorder`.
 
+#![warn(missing_docs)]
+
 mod campaign;
 mod config;
 mod disorder;
@@ -105,8 +107,16 @@ mod tests {
 
     const REQUIRED: [&str; 4] = ["ts", "resource_id", "resource_type", "category"];
     const STRINGS: [&str; 10] = [
-        "workload", "outcome", "severity", "src_ip", "dst_ip", "protocol", "user",
-        "classification", "vuln_id", "message",
+        "workload",
+        "outcome",
+        "severity",
+        "src_ip",
+        "dst_ip",
+        "protocol",
+        "user",
+        "classification",
+        "vuln_id",
+        "message",
     ];
 
     /// Every way `msg` breaks the contract, by an independent reading of the decoder's
@@ -294,7 +304,10 @@ mod tests {
             }
         }
         for r in DeadLetterReason::ALL {
-            assert!(stats.bad.get(r.as_str()).is_some_and(|n| *n > 0), "{r}: {stats:?}");
+            assert!(
+                stats.bad.get(r.as_str()).is_some_and(|n| *n > 0),
+                "{r}: {stats:?}"
+            );
         }
         let too_large = stats.bad["too_large"];
         assert_eq!(too_large, stats.bad_total() / 64, "{stats:?}");
@@ -343,8 +356,15 @@ mod tests {
         };
         let categories = values("category");
         for c in [
-            "auth", "data_access", "network_access", "brute_force", "ddos", "malware",
-            "vulnerability", "patch", "classification_change",
+            "auth",
+            "data_access",
+            "network_access",
+            "brute_force",
+            "ddos",
+            "malware",
+            "vulnerability",
+            "patch",
+            "classification_change",
         ] {
             assert!(categories.contains_key(c), "{c}: {categories:?}");
         }
@@ -364,16 +384,27 @@ mod tests {
         assert!(has(&|e| e.get("classification") == Some(&Value::Null)));
         assert!(has(&|e| e["classification"] == ""));
         assert!(has(&|e| e["classification"] == "restricted"));
-        assert!(events.iter().all(|e| matches!(e["resource_type"].as_str(), Some("storage" | "database"))
-            || e.get("classification").is_none()));
-        for e in events.iter().filter(|e| e["category"] == "classification_change") {
-            assert!(e["classification"].as_str().is_some_and(|c| !c.is_empty()), "{e}");
+        assert!(events.iter().all(|e| matches!(
+            e["resource_type"].as_str(),
+            Some("storage" | "database")
+        ) || e.get("classification").is_none()));
+        for e in events
+            .iter()
+            .filter(|e| e["category"] == "classification_change")
+        {
+            assert!(
+                e["classification"].as_str().is_some_and(|c| !c.is_empty()),
+                "{e}"
+            );
         }
 
         let ids = values("resource_id");
         assert!(ids.len() >= 190 && ids.len() <= 200, "{}", ids.len());
-        assert!(ids.keys().any(|id| id.contains("/providers/Microsoft.Sql/servers/")
-            && id.contains("/databases/db-")));
+        assert!(
+            ids.keys()
+                .any(|id| id.contains("/providers/Microsoft.Sql/servers/")
+                    && id.contains("/databases/db-"))
+        );
         for e in &events {
             let id = e["resource_id"].as_str().unwrap();
             let provider = match e["resource_type"].as_str().unwrap() {
@@ -383,24 +414,51 @@ mod tests {
                 "network" => "Microsoft.Network/networkSecurityGroups/",
                 _ => "Microsoft.Web/sites/",
             };
-            assert!(id.starts_with("/subscriptions/") && id.contains(provider), "{id}");
+            assert!(
+                id.starts_with("/subscriptions/") && id.contains(provider),
+                "{id}"
+            );
         }
 
         let count = |f: &dyn Fn(&Value) -> bool| events.iter().filter(|e| f(e)).count();
         let offset_ts = count(&|e| !e["ts"].as_str().unwrap().ends_with('Z'));
         assert!((0.005..0.02).contains(&share(offset_ts)), "{offset_ts}");
-        let known: HashSet<&str> = REQUIRED.iter().chain(&STRINGS).copied()
-            .chain(["dst_port", "patched", "policy_allowed"]).collect();
-        let extra = count(&|e| e.as_object().unwrap().keys().any(|k| !known.contains(k.as_str())));
+        let known: HashSet<&str> = REQUIRED
+            .iter()
+            .chain(&STRINGS)
+            .copied()
+            .chain(["dst_port", "patched", "policy_allowed"])
+            .collect();
+        let extra = count(&|e| {
+            e.as_object()
+                .unwrap()
+                .keys()
+                .any(|k| !known.contains(k.as_str()))
+        });
         assert!((0.15..0.25).contains(&share(extra)), "{extra}");
-        let nested = count(&|e| e.get("cloud").is_some_and(Value::is_object) || e.get("tags").is_some_and(Value::is_array));
+        let nested = count(&|e| {
+            e.get("cloud").is_some_and(Value::is_object)
+                || e.get("tags").is_some_and(Value::is_array)
+        });
         assert!(nested > 0);
-        let nulls = count(&|e| e.as_object().unwrap().iter().any(|(k, v)| v.is_null() && k != "classification" && known.contains(k.as_str())));
+        let nulls = count(&|e| {
+            e.as_object()
+                .unwrap()
+                .iter()
+                .any(|(k, v)| v.is_null() && k != "classification" && known.contains(k.as_str()))
+        });
         assert!((0.03..0.08).contains(&share(nulls)), "{nulls}");
         assert!(count(&|e| e["src_ip"].as_str().is_some_and(|ip| ip.contains(':'))) > 0);
         assert!(count(&|e| e["dst_port"].is_u64()) > events.len() / 2);
-        assert!(events.iter().all(|e| e["workload"].is_null() || e["workload"].is_string()));
-        for e in events.iter().filter(|e| e.get("vuln_id").is_some_and(|v| !v.is_null())) {
+        assert!(
+            events
+                .iter()
+                .all(|e| e["workload"].is_null() || e["workload"].is_string())
+        );
+        for e in events
+            .iter()
+            .filter(|e| e.get("vuln_id").is_some_and(|v| !v.is_null()))
+        {
             let id = e["vuln_id"].as_str().unwrap();
             assert!(id.len() == 14 && id.starts_with("CVE-2026-"), "{id}");
         }
@@ -409,7 +467,10 @@ mod tests {
         assert!(patched * 10 > patches * 7, "{patched}/{patches}");
         let net = count(&|e| e["category"] == "network_access");
         let denied = count(&|e| e["category"] == "network_access" && e["policy_allowed"] == false);
-        assert!((0.05..0.15).contains(&(denied as f64 / net as f64)), "{denied}/{net}");
+        assert!(
+            (0.05..0.15).contains(&(denied as f64 / net as f64)),
+            "{denied}/{net}"
+        );
         let malware = count(&|e| e["category"] == "malware");
         let malware_vm = count(&|e| e["category"] == "malware" && e["resource_type"] == "vm");
         assert!(malware_vm * 2 > malware);
@@ -431,7 +492,10 @@ mod tests {
             let mut out_of_order = 0;
             for e in &events {
                 let ts = ts_millis(e);
-                assert!(ts >= max_seen.saturating_sub(disorder), "{ts} after {max_seen}");
+                assert!(
+                    ts >= max_seen.saturating_sub(disorder),
+                    "{ts} after {max_seen}"
+                );
                 out_of_order += usize::from(ts < max_seen);
                 max_seen = max_seen.max(ts);
             }
@@ -447,14 +511,21 @@ mod tests {
             let category = e["category"].as_str().unwrap();
             if category == "brute_force" || category == "ddos" {
                 let window = ts_millis(e).div_euclid(300_000);
-                let key = (e["resource_id"].as_str().unwrap().to_owned(), category.to_owned(), window);
+                let key = (
+                    e["resource_id"].as_str().unwrap().to_owned(),
+                    category.to_owned(),
+                    window,
+                );
                 *counts.entry(key).or_default() += 1;
             }
         }
         let rising: Vec<_> = counts
             .iter()
             .filter(|((r, c, w), n)| {
-                let prev = counts.get(&(r.clone(), c.clone(), w - 1)).copied().unwrap_or(0);
+                let prev = counts
+                    .get(&(r.clone(), c.clone(), w - 1))
+                    .copied()
+                    .unwrap_or(0);
                 prev >= 10 && **n * 4 >= prev * 5
             })
             .collect();

@@ -23,8 +23,8 @@ pub(crate) enum ResourceType {
 const TYPE_PATTERN: [ResourceType; 20] = {
     use ResourceType::*;
     [
-        Vm, Storage, Database, Network, App, Vm, App, Vm, Network, Storage, Vm, App, Vm,
-        Database, Vm, Network, Storage, App, Vm, Vm,
+        Vm, Storage, Database, Network, App, Vm, App, Vm, Network, Storage, Vm, App, Vm, Database,
+        Vm, Network, Storage, App, Vm, Vm,
     ]
 };
 
@@ -148,15 +148,18 @@ impl Catalog {
                 let region = REGIONS[rng.random_range(0..REGIONS.len())];
                 let subscription = rng.random_range(0..4u32);
                 let group = rng.random_range(0..16u32);
-                let mut id = format!("/subscriptions/0000-sub-{subscription}/resourceGroups/rg-{group}/providers/");
+                let mut id = format!(
+                    "/subscriptions/0000-sub-{subscription}/resourceGroups/rg-{group}/providers/"
+                );
                 // Writing to a String cannot fail.
                 let _ = match kind {
                     ResourceType::Vm => write!(id, "Microsoft.Compute/virtualMachines/vm-{i:04}"),
-                    ResourceType::Storage => write!(id, "Microsoft.Storage/storageAccounts/st{i:04}"),
-                    ResourceType::Database => write!(
-                        id,
-                        "Microsoft.Sql/servers/sql-{group}/databases/db-{i:04}"
-                    ),
+                    ResourceType::Storage => {
+                        write!(id, "Microsoft.Storage/storageAccounts/st{i:04}")
+                    }
+                    ResourceType::Database => {
+                        write!(id, "Microsoft.Sql/servers/sql-{group}/databases/db-{i:04}")
+                    }
                     ResourceType::Network => {
                         write!(id, "Microsoft.Network/networkSecurityGroups/nsg-{i:04}")
                     }
@@ -178,7 +181,13 @@ impl Catalog {
                     region,
                     subscription,
                     ipv4: [10, b.wrapping_add(subscription as u8 * 64), c, d.max(4)],
-                    ipv6: [0xfd00, subscription as u16, u16::from(b), u16::from_be_bytes([c, d]), 4],
+                    ipv6: [
+                        0xfd00,
+                        subscription as u16,
+                        u16::from(b),
+                        u16::from_be_bytes([c, d]),
+                        4,
+                    ],
                     classification,
                 }
             })
@@ -227,7 +236,10 @@ mod tests {
         for t in TYPE_PATTERN {
             assert!(kinds.contains(&t));
         }
-        let data: Vec<_> = (0..10).map(|i| cat.get(i)).filter(|r| r.kind.is_data_source()).collect();
+        let data: Vec<_> = (0..10)
+            .map(|i| cat.get(i))
+            .filter(|r| r.kind.is_data_source())
+            .collect();
         assert!(data.iter().any(|r| r.classification.is_none()));
         assert!(data.iter().any(|r| r.classification.is_some()));
     }
@@ -239,6 +251,10 @@ mod tests {
         assert_eq!(ids.len(), 1000);
         let r = cat.get(41);
         assert!(r.id.starts_with("/subscriptions/0000-sub-"), "{}", r.id);
-        assert!(r.id.ends_with("/providers/Microsoft.Storage/storageAccounts/st0041"), "{}", r.id);
+        assert!(
+            r.id.ends_with("/providers/Microsoft.Storage/storageAccounts/st0041"),
+            "{}",
+            r.id
+        );
     }
 }

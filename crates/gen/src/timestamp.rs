@@ -85,7 +85,14 @@ mod tests {
     #[test]
     fn matches_chrono() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let fixed = [0, 1, 999, 951_782_400_000, 1_793_491_623_123, 253_402_300_799_999];
+        let fixed = [
+            0,
+            1,
+            999,
+            951_782_400_000,
+            1_793_491_623_123,
+            253_402_300_799_999,
+        ];
         for ms in fixed
             .into_iter()
             .chain((0..10_000).map(|_| rng.random_range(0..253_402_300_800_000)))

@@ -9,8 +9,10 @@ use arrow::array::{
 };
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use rampart_core::schema::{self, OPTIONAL_STRING_FIELDS, dead_letters as dl, events as ev, source as src};
 use rampart_core::SourcePos;
+use rampart_core::schema::{
+    self, OPTIONAL_STRING_FIELDS, dead_letters as dl, events as ev, source as src,
+};
 
 use crate::decode::{Event, Rejection};
 use crate::{Error, Result};
@@ -29,13 +31,15 @@ fn assemble(
         .fields()
         .iter()
         .map(|f| {
-            columns.remove(f.name().as_str()).ok_or_else(|| Error::Batch {
-                table,
-                source: arrow::error::ArrowError::SchemaError(format!(
-                    "decoder has no column {}",
-                    f.name()
-                )),
-            })
+            columns
+                .remove(f.name().as_str())
+                .ok_or_else(|| Error::Batch {
+                    table,
+                    source: arrow::error::ArrowError::SchemaError(format!(
+                        "decoder has no column {}",
+                        f.name()
+                    )),
+                })
         })
         .collect::<Result<Vec<_>>>()?;
     RecordBatch::try_new(schema, ordered).map_err(|source| Error::Batch { table, source })
@@ -72,7 +76,8 @@ impl SourceColumns {
         match pos {
             SourcePos::File { path, line } => {
                 self.file.append_value(path);
-                self.line.append_value(i64::try_from(*line).unwrap_or(i64::MAX));
+                self.line
+                    .append_value(i64::try_from(*line).unwrap_or(i64::MAX));
                 self.topic.append_null();
                 self.partition.append_null();
                 self.offset.append_null();
@@ -220,7 +225,13 @@ impl DeadLetterColumns {
         self.len
     }
 
-    pub(crate) fn append(&mut self, raw: &[u8], why: &Rejection, pos: &SourcePos, received_at: i64) {
+    pub(crate) fn append(
+        &mut self,
+        raw: &[u8],
+        why: &Rejection,
+        pos: &SourcePos,
+        received_at: i64,
+    ) {
         self.received_at.append_value(received_at);
         self.reason_code.append_value(why.reason.as_str());
         self.reason.append_value(&why.message);

@@ -30,9 +30,9 @@ use rampart_core::{DeadLetterReason, SourcePos};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::Result;
 use crate::columns::{DeadLetterColumns, EventColumns};
 use crate::file::LineChunk;
-use crate::Result;
 
 /// What became of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -493,9 +493,9 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use DeadLetterReason::*;
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::TimestampMicrosecondType;
-    use DeadLetterReason::*;
 
     const OK: &str = r#"{"ts":"2026-11-28T09:41:07.123Z","resource_id":"vm-1","resource_type":"vm","category":"malware"}"#;
 
@@ -553,8 +553,17 @@ mod tests {
         ];
         for (msg, reason, needle) in cases {
             let r = reject(&msg);
-            assert_eq!(r.reason, reason, "{:?} -> {r}", String::from_utf8_lossy(&msg));
-            assert!(r.message.contains(needle), "{:?}: {r} lacks {needle:?}", String::from_utf8_lossy(&msg));
+            assert_eq!(
+                r.reason,
+                reason,
+                "{:?} -> {r}",
+                String::from_utf8_lossy(&msg)
+            );
+            assert!(
+                r.message.contains(needle),
+                "{:?}: {r} lacks {needle:?}",
+                String::from_utf8_lossy(&msg)
+            );
         }
     }
 
@@ -584,7 +593,10 @@ mod tests {
 
     #[test]
     fn empty_classification_is_kept_distinct_from_absent() {
-        let idx = OPTIONAL_STRING_FIELDS.iter().position(|f| *f == col::CLASSIFICATION).unwrap();
+        let idx = OPTIONAL_STRING_FIELDS
+            .iter()
+            .position(|f| *f == col::CLASSIFICATION)
+            .unwrap();
         let m = with("classification", "\"\"");
         let e = parse(m.as_bytes(), 1024).unwrap();
         assert_eq!(e.strings[idx].as_deref(), Some(""));
@@ -598,7 +610,10 @@ mod tests {
             r#"{{"z":[1, 2],"ts":"2026-11-28T09:41:07.123Z","resource_id":"vm-1","a\"b":null,"resource_type":"vm","category":"c","n":1.50e3}}"#
         );
         let e = parse(msg.as_bytes(), 1024).unwrap();
-        assert_eq!(e.extra.as_deref(), Some(r#"{"z":[1, 2],"a\"b":null,"n":1.50e3}"#));
+        assert_eq!(
+            e.extra.as_deref(),
+            Some(r#"{"z":[1, 2],"a\"b":null,"n":1.50e3}"#)
+        );
         let v: serde_json::Value = serde_json::from_str(e.extra.as_deref().unwrap()).unwrap();
         assert_eq!(v["a\"b"], serde_json::Value::Null);
     }
@@ -607,7 +622,10 @@ mod tests {
     fn escaped_strings_are_unescaped() {
         let m = with("message", r#""line\nnext \u00e9""#);
         let e = parse(m.as_bytes(), 1024).unwrap();
-        let idx = OPTIONAL_STRING_FIELDS.iter().position(|f| *f == col::MESSAGE).unwrap();
+        let idx = OPTIONAL_STRING_FIELDS
+            .iter()
+            .position(|f| *f == col::MESSAGE)
+            .unwrap();
         assert_eq!(e.strings[idx].as_deref(), Some("line\nnext é"));
     }
 
@@ -626,7 +644,11 @@ mod tests {
         }
         for canonical in ["2026-11-28T09:41:07Z", "2026-11-28T09:41:07.123456Z"] {
             let msg = OK.replace("2026-11-28T09:41:07.123Z", canonical);
-            assert_eq!(parse(msg.as_bytes(), 1024).unwrap().ts_raw, None, "{canonical}");
+            assert_eq!(
+                parse(msg.as_bytes(), 1024).unwrap().ts_raw,
+                None,
+                "{canonical}"
+            );
         }
     }
 
@@ -641,18 +663,48 @@ mod tests {
         assert_eq!(d.push_lines(&chunk, 42), (2, 1));
         let out = d.flush().unwrap();
         assert_eq!(out.events.num_rows(), 2);
-        let lines = out.events.column_by_name("source_line").unwrap().as_primitive::<arrow::datatypes::Int64Type>();
+        let lines = out
+            .events
+            .column_by_name("source_line")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(lines.values().to_vec(), vec![7, 9]);
-        let ts = out.events.column_by_name("ts").unwrap().as_primitive::<TimestampMicrosecondType>();
+        let ts = out
+            .events
+            .column_by_name("ts")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
         assert_eq!(ts.value(0), 1_795_858_867_123_000);
-        let port = out.events.column_by_name("dst_port").unwrap().as_primitive::<arrow::datatypes::Int32Type>();
+        let port = out
+            .events
+            .column_by_name("dst_port")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int32Type>();
         assert!(port.is_null(0));
         assert_eq!(port.value(1), 22);
         let dl = &out.dead_letters;
         assert_eq!(dl.num_rows(), 1);
-        assert_eq!(dl.column_by_name("raw").unwrap().as_binary::<i32>().value(0), b"not json");
-        assert_eq!(dl.column_by_name("source_line").unwrap().as_primitive::<arrow::datatypes::Int64Type>().value(0), 8);
-        assert_eq!(dl.column_by_name("reason_code").unwrap().as_string::<i32>().value(0), "not_json");
+        assert_eq!(
+            dl.column_by_name("raw")
+                .unwrap()
+                .as_binary::<i32>()
+                .value(0),
+            b"not json"
+        );
+        assert_eq!(
+            dl.column_by_name("source_line")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(0),
+            8
+        );
+        assert_eq!(
+            dl.column_by_name("reason_code")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            "not_json"
+        );
         assert_eq!(d.pending_rows(), 0);
         let again = d.flush().unwrap();
         assert_eq!(again.events.num_rows() + again.dead_letters.num_rows(), 0);

@@ -61,10 +61,12 @@ impl FileSource {
             ("-".to_string(), Box::new(tokio::io::stdin()))
         } else {
             let path = file_path(location)?;
-            let file = tokio::fs::File::open(&path).await.map_err(|source| Error::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|source| Error::Open {
+                    path: path.display().to_string(),
+                    source,
+                })?;
             (path.display().to_string(), Box::new(file))
         };
         Ok(Self::from_reader(label, reader, chunk_bytes))
@@ -127,11 +129,15 @@ impl FileSource {
     async fn fill(&mut self, target: usize) -> Result<()> {
         while self.buf.len() < target && !self.eof {
             self.buf.reserve(target - self.buf.len());
-            let n = self.reader.read_buf(&mut self.buf).await.map_err(|source| Error::Read {
-                path: self.path.to_string(),
-                line: self.next_line.saturating_sub(1),
-                source,
-            })?;
+            let n = self
+                .reader
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|source| Error::Read {
+                    path: self.path.to_string(),
+                    line: self.next_line.saturating_sub(1),
+                    source,
+                })?;
             if n == 0 {
                 self.eof = true;
             }
@@ -207,7 +213,12 @@ mod tests {
             file_path("file:///var/log/a%20b.jsonl").unwrap(),
             std::path::PathBuf::from("/var/log/a b.jsonl")
         );
-        assert!(file_path("kafka://h:9092/t").unwrap_err().to_string().contains("kafka://"));
+        assert!(
+            file_path("kafka://h:9092/t")
+                .unwrap_err()
+                .to_string()
+                .contains("kafka://")
+        );
         assert!(file_path("rel/x.jsonl").unwrap().is_absolute());
     }
 }

@@ -18,7 +18,10 @@ pub enum Error {
 
     /// A stage stopped unexpectedly (a bug).
     #[error("internal error: pipeline stage `{stage}` {message}")]
-    Stage { stage: &'static str, message: String },
+    Stage {
+        stage: &'static str,
+        message: String,
+    },
 }
 
 /// Result with [`Error`] as the default error type.

@@ -46,11 +46,15 @@ struct DecodeCounts {
 pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
     config.validate()?;
     let started = Instant::now();
-    let source_url = config.source.url.clone().ok_or_else(|| rampart_core::Error::Config {
-        key: "source.url".into(),
-        message: "no source given: pass --source FILE (or - for stdin), or set url in [source]"
-            .into(),
-    })?;
+    let source_url = config
+        .source
+        .url
+        .clone()
+        .ok_or_else(|| rampart_core::Error::Config {
+            key: "source.url".into(),
+            message: "no source given: pass --source FILE (or - for stdin), or set url in [source]"
+                .into(),
+        })?;
     let archive = store::open(&config.archive.url, config.archive.options.clone())?;
     let chunk_bytes = usize::try_from(config.source.read_chunk.as_u64()).unwrap_or(1 << 20);
     let mut source = FileSource::open(&source_url, chunk_bytes).await?;
@@ -99,12 +103,21 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
             let codes = decoded
                 .dead_letters
                 .column_by_name(dead_letters::REASON_CODE)
-                .map(|c| c.as_string::<i32>().iter().flatten().map(str::to_string).collect::<Vec<_>>())
+                .map(|c| {
+                    c.as_string::<i32>()
+                        .iter()
+                        .flatten()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
                 .unwrap_or_default();
             for code in codes {
                 *counts.by_reason.entry(code).or_default() += 1;
             }
-            if dec_tx.blocking_send(DecodedChunk { decoded, read_at }).is_err() {
+            if dec_tx
+                .blocking_send(DecodedChunk { decoded, read_at })
+                .is_err()
+            {
                 break;
             }
         }
@@ -121,13 +134,24 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
                 message: format!("has no table {name}"),
             })
         };
-        let mut events = TableWriter::new(table(schema::EVENTS)?, sink_archive.clone(), &sink_config, Arc::clone(&clock))?;
-        let mut dead = TableWriter::new(table(schema::DEAD_LETTERS)?, sink_archive, &sink_config, clock)?;
+        let mut events = TableWriter::new(
+            table(schema::EVENTS)?,
+            sink_archive.clone(),
+            &sink_config,
+            Arc::clone(&clock),
+        )?;
+        let mut dead = TableWriter::new(
+            table(schema::DEAD_LETTERS)?,
+            sink_archive,
+            &sink_config,
+            clock,
+        )?;
         // 1 µs to 1 h at 3 significant digits; longer samples are clamped to 1 h.
-        let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| Error::Stage {
-            stage: "sink",
-            message: format!("cannot build histogram: {e}"),
-        })?;
+        let mut latency =
+            Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| Error::Stage {
+                stage: "sink",
+                message: format!("cannot build histogram: {e}"),
+            })?;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {

@@ -92,7 +92,11 @@ impl Summary {
     /// The one-screen report printed at the end of `rampart run`.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let status = if self.interrupted { "stopped by signal" } else { "complete" };
+        let status = if self.interrupted {
+            "stopped by signal"
+        } else {
+            "complete"
+        };
         let _ = writeln!(s, "rampart run {status}");
         let _ = writeln!(s, "  source        {}", self.source);
         let _ = writeln!(s, "  archive       {}", self.archive);
@@ -159,9 +163,23 @@ mod tests {
             ..Default::default()
         };
         s.dead_by_reason.insert("not_json".into(), 2);
-        s.tables.insert("events", TableSummary { rows: 8, files: 1, bytes: 1 << 20 });
+        s.tables.insert(
+            "events",
+            TableSummary {
+                rows: 8,
+                files: 1,
+                bytes: 1 << 20,
+            },
+        );
         let r = s.render();
-        for needle in ["/x.jsonl", "file:///a/", "not_json", "events", "5 events/s", "1.0 MiB/s"] {
+        for needle in [
+            "/x.jsonl",
+            "file:///a/",
+            "not_json",
+            "events",
+            "5 events/s",
+            "1.0 MiB/s",
+        ] {
             assert!(r.contains(needle), "{needle} missing from\n{r}");
         }
         assert_eq!(s.files(), 1);

@@ -23,9 +23,7 @@ pub fn split_by_hour(
         .column(ts_index)
         .as_primitive_opt::<TimestampMicrosecondType>()
         .ok_or_else(|| {
-            ArrowError::SchemaError(format!(
-                "column {ts_index} is not a microsecond timestamp"
-            ))
+            ArrowError::SchemaError(format!("column {ts_index} is not a microsecond timestamp"))
         })?;
     let values = ts.values();
     let first = hour_bucket(values[0]);
@@ -55,7 +53,11 @@ mod tests {
         let ids: Vec<i64> = (0..ts.len() as i64).collect();
         RecordBatch::try_new(
             Arc::new(Schema::new(vec![
-                Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+                Field::new(
+                    "ts",
+                    DataType::Timestamp(TimeUnit::Microsecond, None),
+                    false,
+                ),
                 Field::new("id", DataType::Int64, false),
             ])),
             vec![
@@ -80,7 +82,12 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![(-1, vec![4]), (0, vec![0, 2]), (1, vec![3]), (2, vec![1, 5])]
+            vec![
+                (-1, vec![4]),
+                (0, vec![0, 2]),
+                (1, vec![3]),
+                (2, vec![1, 5])
+            ]
         );
         let total: usize = parts.iter().map(|(_, p)| p.num_rows()).sum();
         assert_eq!(total, b.num_rows());

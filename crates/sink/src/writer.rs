@@ -8,13 +8,13 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use rampart_core::Clock;
 use rampart_core::config::SinkConfig;
 use rampart_core::layout::{data_file_name, partition_dir};
 use rampart_core::schema::TableDef;
 use rampart_core::store::Location;
-use rampart_core::Clock;
 use tracing::{debug, instrument};
 
 use crate::partition::split_by_hour;
@@ -145,10 +145,13 @@ impl TableWriter {
         let Some(file) = self.open.get_mut(&hour) else {
             return Ok(());
         };
-        file.writer.write(batch).await.map_err(|source| Error::Write {
-            path: file.relative.clone(),
-            source,
-        })?;
+        file.writer
+            .write(batch)
+            .await
+            .map_err(|source| Error::Write {
+                path: file.relative.clone(),
+                source,
+            })?;
         file.rows += batch.num_rows() as u64;
         let size = (file.writer.bytes_written() + file.writer.in_progress_size()) as u64;
         if file.rows >= self.max_file_rows || size >= self.max_file_bytes {
@@ -166,11 +169,12 @@ impl TableWriter {
         );
         let path: Path = self.location.child(&relative);
         let object = BufWriter::new(Arc::clone(&self.location.store), path);
-        let writer = AsyncArrowWriter::try_new(object, self.table.schema(), Some(self.props.clone()))
-            .map_err(|source| Error::Write {
-                path: relative.clone(),
-                source,
-            })?;
+        let writer =
+            AsyncArrowWriter::try_new(object, self.table.schema(), Some(self.props.clone()))
+                .map_err(|source| Error::Write {
+                    path: relative.clone(),
+                    source,
+                })?;
         Ok(OpenFile {
             writer,
             relative,

@@ -1,1 +1,115 @@
+//! End-to-end tests of the `rampart` binary: real processes, real files, independent
+//! checks (the generator's ground truth, DuckDB and pyarrow, the input itself).
 
+mod cli;
+mod external;
+mod pipeline;
+mod query;
+mod reconstruct;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rampart_gen::{GenConfig, GenStats, MessageKind};
+
+/// The binary under test.
+pub(crate) fn rampart() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rampart"));
+    c.env("RAMPART_LOG", "warn");
+    c
+}
+
+/// Runs a command and asserts that it succeeded.
+pub(crate) fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn rampart");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a command and asserts that it failed; returns its stderr.
+pub(crate) fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn rampart");
+    assert!(
+        !out.status.success(),
+        "{cmd:?} succeeded but should have failed\nstdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A generated stream written to a file, with the generator's ground truth.
+pub(crate) struct Generated {
+    pub(crate) path: PathBuf,
+    pub(crate) stats: GenStats,
+    /// The intended kind of each line, line 1 first.
+    pub(crate) kinds: Vec<MessageKind>,
+}
+
+/// Writes a generated stream to `dir/name`.
+pub(crate) fn generate(dir: &Path, name: &str, cfg: GenConfig) -> Generated {
+    use std::io::Write;
+    let path = dir.join(name);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut stats = GenStats::default();
+    let mut kinds = Vec::new();
+    for m in rampart_gen::Generator::new(cfg).unwrap() {
+        file.write_all(&m.payload).unwrap();
+        file.write_all(b"\n").unwrap();
+        stats.record(&m.kind);
+        kinds.push(m.kind);
+    }
+    file.flush().unwrap();
+    Generated { path, stats, kinds }
+}
+
+/// `rampart run --source SOURCE --archive ARCHIVE`, asserting success; returns stdout.
+pub(crate) fn run_pipeline(source: &Path, archive: &Path) -> String {
+    let out = ok(rampart()
+        .arg("run")
+        .arg("--source")
+        .arg(source)
+        .arg("--archive")
+        .arg(archive)
+        .arg("--until-end"));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `rampart query --format json`, parsed.
+pub(crate) fn query_json(
+    archive: &Path,
+    sql: &str,
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let out = ok(rampart()
+        .args(["query", "--format", "json", "--archive"])
+        .arg(archive)
+        .arg(sql));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The input lines of a JSON-lines file, numbered from 1, without their `\n`.
+pub(crate) fn input_lines(path: &Path) -> Vec<(u64, Vec<u8>)> {
+    let data = std::fs::read(path).unwrap();
+    let body = data.strip_suffix(b"\n").unwrap_or(&data);
+    body.split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, l)| (i as u64 + 1, l.to_vec()))
+        .collect()
+}
+
+/// A small generator config for tests.
+pub(crate) fn small(events: u64, seed: u64) -> GenConfig {
+    GenConfig {
+        events,
+        seed,
+        ..GenConfig::default()
+    }
+}

@@ -1,0 +1,212 @@
+//! The whole pipeline through the binary: counts against the generator's ground truth,
+//! every malformed kind, stdin, and the bundled demo.
+
+use std::collections::BTreeMap;
+
+use crate::*;
+
+#[test]
+fn counts_equal_the_generators_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(
+        dir.path(),
+        "in.jsonl",
+        rampart_gen::GenConfig {
+            bad_rate: 0.01,
+            ..small(30_000, 7)
+        },
+    );
+    assert!(g.stats.bad_total() > 200, "{:?}", g.stats);
+    let archive = dir.path().join("archive");
+    let summary = run_pipeline(&g.path, &archive);
+    let reported = |label: &str| -> u64 {
+        summary
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no `{label}` in summary:\n{summary}"))
+    };
+    assert_eq!(reported("accepted"), g.stats.good);
+    assert_eq!(reported("dead-lettered"), g.stats.bad_total());
+    assert_eq!(reported("messages"), 30_000);
+
+    let events = query_json(&archive, "SELECT count(*) AS n FROM events");
+    assert_eq!(events[0]["n"], g.stats.good);
+    let by_reason: BTreeMap<String, u64> = query_json(
+        &archive,
+        "SELECT reason_code, count(*) AS n FROM dead_letters GROUP BY 1",
+    )
+    .into_iter()
+    .map(|r| {
+        (
+            r["reason_code"].as_str().unwrap().to_string(),
+            r["n"].as_u64().unwrap(),
+        )
+    })
+    .collect();
+    let expected: BTreeMap<String, u64> = g
+        .stats
+        .bad
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    assert_eq!(by_reason, expected);
+
+    // Every input line is in exactly one table, once.
+    let lines = query_json(
+        &archive,
+        "SELECT count(DISTINCT source_line) AS d, count(*) AS n FROM \
+         (SELECT source_line FROM events UNION ALL SELECT source_line FROM dead_letters)",
+    );
+    assert_eq!(lines[0]["d"], 30_000);
+    assert_eq!(lines[0]["n"], 30_000);
+}
+
+#[test]
+fn every_malformed_kind_is_dead_lettered_with_reason_raw_bytes_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"{"ts":"2026-11-01T00:00:00Z","resource_id":"r1","resource_type":"vm","category":"auth"}"#;
+    let huge = format!(
+        r#"{{"ts":"2026-11-01T00:00:00Z","resource_id":"r1","resource_type":"vm","category":"auth","message":"{}"}}"#,
+        "x".repeat(1 << 20)
+    );
+    let cases: Vec<(Vec<u8>, Option<&str>)> = vec![
+        (good.as_bytes().to_vec(), None),
+        (
+            b"{\"ts\":\"2026-11-01T00:00:00Z\",\"x\":\"\xc3\x28\"}".to_vec(),
+            Some("not_utf8"),
+        ),
+        (b"{\"ts\": \"2026".to_vec(), Some("not_json")),
+        (b"".to_vec(), Some("not_json")),
+        (b"[1,2,3]".to_vec(), Some("not_object")),
+        (huge.into_bytes(), Some("too_large")),
+        (
+            good.replace(
+                "\"category\":\"auth\"",
+                "\"category\":\"auth\",\"category\":\"x\"",
+            )
+            .into_bytes(),
+            Some("duplicate_field"),
+        ),
+        (
+            good.replace("\"resource_type\":\"vm\",", "").into_bytes(),
+            Some("missing_field"),
+        ),
+        (
+            good.replace("}", ",\"dst_port\":\"22\"}").into_bytes(),
+            Some("wrong_type"),
+        ),
+        (
+            good.replace("2026-11-01T00:00:00Z", "01/11/2026")
+                .into_bytes(),
+            Some("invalid_value"),
+        ),
+        (good.as_bytes().to_vec(), None),
+    ];
+    let mut data = Vec::new();
+    for (line, _) in &cases {
+        data.extend_from_slice(line);
+        data.push(b'\n');
+    }
+    let path = dir.path().join("bad.jsonl");
+    std::fs::write(&path, &data).unwrap();
+    let archive = dir.path().join("archive");
+    run_pipeline(&path, &archive);
+
+    let rows = query_json(
+        &archive,
+        "SELECT source_line, reason_code, reason, encode(raw, 'hex') AS raw_hex, source_file \
+         FROM dead_letters ORDER BY source_line",
+    );
+    let expected: Vec<(u64, &str, &[u8])> = cases
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (line, code))| code.map(|c| (i as u64 + 1, c, line.as_slice())))
+        .collect();
+    assert_eq!(rows.len(), expected.len(), "{rows:?}");
+    for (row, (line, code, raw)) in rows.iter().zip(expected) {
+        assert_eq!(row["source_line"], line);
+        assert_eq!(row["reason_code"], code, "line {line}: {}", row["reason"]);
+        assert!(!row["reason"].as_str().unwrap().is_empty());
+        let raw_hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(row["raw_hex"].as_str().unwrap(), raw_hex, "line {line}");
+        assert_eq!(row["source_file"], path.to_str().unwrap());
+    }
+    let ok = query_json(&archive, "SELECT source_line FROM events ORDER BY 1");
+    let ok_lines: Vec<u64> = ok
+        .iter()
+        .map(|r| r["source_line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ok_lines, vec![1, cases.len() as u64]);
+}
+
+#[test]
+fn stdin_is_a_source() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(dir.path(), "in.jsonl", small(2_000, 3));
+    let archive = dir.path().join("archive");
+    let mut child = rampart()
+        .args(["run", "--source", "-", "--archive"])
+        .arg(&archive)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&g.path).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let n = query_json(
+        &archive,
+        "SELECT count(*) AS n, min(source_file) AS f FROM events",
+    );
+    assert_eq!(n[0]["n"], g.stats.good);
+    assert_eq!(n[0]["f"], "-");
+}
+
+#[test]
+fn the_bundled_demo_runs_and_lands_in_hive_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let archive = dir.path().join("archive");
+    let out = ok(rampart()
+        .current_dir(&root)
+        .args(["run", "--config", "pipelines/demo.toml", "--archive"])
+        .arg(&archive));
+    let summary = String::from_utf8(out.stdout).unwrap();
+    let fixture_lines = input_lines(&root.join("fixtures/demo.jsonl")).len() as u64;
+    let counts = query_json(
+        &archive,
+        "SELECT (SELECT count(*) FROM events) AS e, (SELECT count(*) FROM dead_letters) AS d",
+    );
+    let (e, d) = (
+        counts[0]["e"].as_u64().unwrap(),
+        counts[0]["d"].as_u64().unwrap(),
+    );
+    assert_eq!(e + d, fixture_lines, "{summary}");
+    assert!(e > 0 && d > 0, "{summary}");
+    // Layout: <archive>/events/date=YYYY-MM-DD/hour=HH/part-*.parquet
+    let mut files = 0;
+    for date in std::fs::read_dir(archive.join("events")).unwrap() {
+        let date = date.unwrap().path();
+        let name = date.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(name.starts_with("date=") && name.len() == 15, "{name}");
+        for hour in std::fs::read_dir(&date).unwrap() {
+            let hour = hour.unwrap().path();
+            let h = hour.file_name().unwrap().to_str().unwrap().to_string();
+            assert!(h.starts_with("hour=") && h.len() == 7, "{h}");
+            for f in std::fs::read_dir(&hour).unwrap() {
+                let f = f.unwrap().file_name().into_string().unwrap();
+                assert!(f.starts_with("part-") && f.ends_with(".parquet"), "{f}");
+                files += 1;
+            }
+        }
+    }
+    assert!(files > 0);
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, with its own set-up: formatting, lints, then every test.
+#
+# Installs what the tests need when it is missing (a Python virtualenv with DuckDB and
+# pyarrow, the independent readers of the archive) under $HOME/.cache/rampart, and
+# builds into a persistent target directory there, so a second run is incremental.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rampart/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+cache="$HOME/.cache/rampart"
+mkdir -p "$cache"
+
+# Independent archive readers, pinned.
+venv="$cache/venv"
+if ! "$venv/bin/python" -c 'import duckdb, pyarrow' 2>/dev/null; then
+    echo "== installing DuckDB and pyarrow into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check duckdb==2.0.1 pyarrow==26.0.1
+fi
+export RAMPART_TEST_PYTHON="$venv/bin/python"
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --locked
