@@ -233,3 +233,231 @@ impl TableWriter {
         std::mem::take(&mut self.written)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    use arrow::array::{ArrayRef, BinaryArray, StringArray, TimestampMicrosecondArray};
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    use object_store::memory::InMemory;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use rampart_core::layout::MICROS_PER_HOUR;
+    use rampart_core::{ManualClock, schema};
+
+    /// The same suite runs against every store.
+    fn stores() -> Vec<(&'static str, Location, Option<tempfile::TempDir>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let local =
+            rampart_core::store::open(dir.path().to_str().unwrap(), Vec::<(String, String)>::new())
+                .unwrap();
+        let memory = Location {
+            url: url::Url::parse("memory:///archive/").unwrap(),
+            store: Arc::new(InMemory::new()),
+            prefix: Path::from("archive"),
+        };
+        vec![("local", local, Some(dir)), ("memory", memory, None)]
+    }
+
+    /// A `dead_letters` batch with `raw` of `raw_len` pseudo-random bytes per row.
+    fn batch(ts: &[i64], raw_len: usize) -> RecordBatch {
+        let schema = schema::dead_letters_schema();
+        let n = ts.len();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let raws: Vec<Vec<u8>> = (0..n)
+            .map(|_| {
+                (0..raw_len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect()
+            })
+            .collect();
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                match f.name().as_str() {
+                    "received_at" => {
+                        Arc::new(TimestampMicrosecondArray::from(ts.to_vec()).with_timezone("UTC"))
+                    }
+                    "reason_code" => Arc::new(StringArray::from(vec!["not_json"; n])),
+                    "reason" => Arc::new(StringArray::from(vec!["test"; n])),
+                    "raw" => Arc::new(BinaryArray::from_iter_values(raws.iter())),
+                    _ => arrow::array::new_null_array(f.data_type(), n),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(schema, columns).unwrap()
+    }
+
+    fn config(max_file_rows: u64) -> SinkConfig {
+        SinkConfig {
+            max_file_rows,
+            row_group_rows: 1024,
+            roll_interval: Duration::from_secs(60),
+            ..SinkConfig::default()
+        }
+    }
+
+    fn writer(loc: &Location, cfg: &SinkConfig, clock: Arc<ManualClock>) -> TableWriter {
+        TableWriter::new(
+            schema::table(schema::DEAD_LETTERS).unwrap(),
+            loc.clone(),
+            cfg,
+            clock,
+        )
+        .unwrap()
+    }
+
+    async fn listed(loc: &Location) -> Vec<String> {
+        let mut v: Vec<String> = loc
+            .store
+            .list(Some(&loc.prefix))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        v.sort();
+        v
+    }
+
+    async fn rows_in(loc: &Location, relative: &str) -> usize {
+        let bytes = loc
+            .store
+            .get(&loc.child(relative))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
+        reader.map(|b| b.unwrap().num_rows()).sum()
+    }
+
+    #[tokio::test]
+    async fn files_appear_only_when_complete_and_hold_every_row() {
+        for (name, loc, _dir) in stores() {
+            let clock = Arc::new(ManualClock::new(0));
+            let mut w = writer(&loc, &config(1_000_000), clock);
+            let h = MICROS_PER_HOUR;
+            w.write(&batch(&[10, h + 1, 20, 2 * h + 5], 16))
+                .await
+                .unwrap();
+            assert_eq!(w.open_files(), 3, "{name}");
+            assert!(
+                listed(&loc).await.is_empty(),
+                "{name}: a file is visible before it is complete"
+            );
+            w.close_all().await.unwrap();
+            let written = w.take_written();
+            assert_eq!(written.len(), 3, "{name}");
+            let listed = listed(&loc).await;
+            assert_eq!(listed.len(), 3, "{name}");
+            let mut total = 0;
+            for f in &written {
+                assert!(
+                    f.path.starts_with("dead_letters/date=1970-01-01/hour=0"),
+                    "{name}: {}",
+                    f.path
+                );
+                assert!(
+                    listed.iter().any(|l| l.ends_with(&f.path)),
+                    "{name}: {} not listed",
+                    f.path
+                );
+                let n = rows_in(&loc, &f.path).await;
+                assert_eq!(n as u64, f.rows, "{name}");
+                let size = loc.store.head(&loc.child(&f.path)).await.unwrap().size;
+                assert_eq!(size, f.bytes, "{name}: reported size");
+                total += n;
+            }
+            assert_eq!(total, 4, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn files_roll_at_the_row_limit() {
+        for (name, loc, _dir) in stores() {
+            let mut w = writer(&loc, &config(1000), Arc::new(ManualClock::new(0)));
+            for _ in 0..5 {
+                w.write(&batch(&[7; 500], 8)).await.unwrap();
+            }
+            w.close_all().await.unwrap();
+            let rows: Vec<u64> = w.take_written().iter().map(|f| f.rows).collect();
+            assert_eq!(rows, vec![1000, 1000, 500], "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn files_roll_when_old_by_the_injected_clock() {
+        for (name, loc, _dir) in stores() {
+            let clock = Arc::new(ManualClock::new(0));
+            let mut w = writer(&loc, &config(1_000_000), Arc::clone(&clock));
+            w.write(&batch(&[1, 2], 8)).await.unwrap();
+            clock.advance(59_999_999);
+            w.roll_due().await.unwrap();
+            assert_eq!(w.open_files(), 1, "{name}: rolled too early");
+            clock.advance(1);
+            w.roll_due().await.unwrap();
+            assert_eq!(w.open_files(), 0, "{name}: not rolled at the interval");
+            assert_eq!(listed(&loc).await.len(), 1, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn opening_past_the_limit_closes_the_oldest() {
+        for (name, loc, _dir) in stores() {
+            let clock = Arc::new(ManualClock::new(0));
+            let cfg = SinkConfig {
+                max_open_files: 2,
+                ..config(1_000_000)
+            };
+            let mut w = writer(&loc, &cfg, Arc::clone(&clock));
+            let h = MICROS_PER_HOUR;
+            for hour in [3, 1, 2] {
+                w.write(&batch(&[hour * h], 8)).await.unwrap();
+                clock.advance(1);
+            }
+            assert_eq!(w.open_files(), 2, "{name}");
+            let closed: Vec<i64> = w.take_written().iter().map(|f| f.hour).collect();
+            assert_eq!(
+                closed,
+                vec![3],
+                "{name}: the first-opened file closes first"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_multipart_file_stays_invisible_until_complete() {
+        // Over the 10 MiB buffer of object_store's BufWriter: a multipart upload.
+        for (name, loc, _dir) in stores() {
+            let mut w = writer(&loc, &config(1_000_000), Arc::new(ManualClock::new(0)));
+            for _ in 0..6 {
+                w.write(&batch(&[5; 1024], 2048)).await.unwrap();
+            }
+            assert!(
+                listed(&loc).await.is_empty(),
+                "{name}: partial multipart upload visible"
+            );
+            w.close_all().await.unwrap();
+            let f = &w.take_written()[0];
+            assert!(
+                f.bytes > 10 << 20,
+                "{name}: {} bytes is not multipart",
+                f.bytes
+            );
+            assert_eq!(rows_in(&loc, &f.path).await, 6 * 1024, "{name}");
+            assert_eq!(listed(&loc).await.len(), 1, "{name}");
+        }
+    }
+}
