@@ -9,17 +9,9 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rampart/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-cache="$HOME/.cache/rampart"
-mkdir -p "$cache"
-
-# Independent archive readers, pinned.
-venv="$cache/venv"
-if ! "$venv/bin/python" -c 'import duckdb, pyarrow' 2>/dev/null; then
-    echo "== installing DuckDB and pyarrow into $venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check duckdb==2.0.1 pyarrow==26.0.1
-fi
-export RAMPART_TEST_PYTHON="$venv/bin/python"
+# Independent archive readers (DuckDB, pyarrow), pinned.
+RAMPART_TEST_PYTHON="$(scripts/python-env.sh)"
+export RAMPART_TEST_PYTHON
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
