@@ -72,7 +72,7 @@ fn main() {
         results.push(summary);
         let _ = std::fs::remove_dir_all(dir.path().join(format!("archive-{i}")));
     }
-    results.sort_by(|a, b| a.elapsed.cmp(&b.elapsed));
+    results.sort_by_key(|s| s.elapsed);
     let median = &results[results.len() / 2];
     println!(
         "e2e median: {:.2}s, {:.0} events/s, {:.1} MiB/s; batch latency p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms",

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 /// Rebuilds the event at `row` of a batch with the `events` columns (extra columns,
 /// such as partition columns, are ignored). Returns `None` when a required column is
-/// missing from the batch.
+/// missing from the batch or `extra` is not a JSON object.
 pub fn event_json(batch: &RecordBatch, row: usize) -> Option<Map<String, Value>> {
     let mut out = Map::new();
     let string = |name: &str| -> Option<Option<String>> {
@@ -69,9 +69,11 @@ pub fn event_json(batch: &RecordBatch, row: usize) -> Option<Map<String, Value>>
         }
     }
     if let Some(extra) = string(col::EXTRA)? {
-        if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&extra) {
-            out.extend(fields);
-        }
+        // The writer stores a JSON object here; anything else cannot be rebuilt.
+        let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&extra) else {
+            return None;
+        };
+        out.extend(fields);
     }
     Some(out)
 }

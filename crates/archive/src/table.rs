@@ -56,15 +56,15 @@ impl ArchiveTable {
                         (Expr::Literal(..), Expr::Column(c)) => Some((c, left)),
                         _ => None,
                     };
-                    if let Some((column, literal)) = pair {
-                        if self.padded_columns.iter().any(|p| *p == column.name) {
-                            return Ok(Transformed::yes(Expr::Between(Between::new(
-                                Box::new(Expr::Column(column.clone())),
-                                false,
-                                literal.clone(),
-                                literal.clone(),
-                            ))));
-                        }
+                    if let Some((column, literal)) = pair
+                        && self.padded_columns.contains(&column.name)
+                    {
+                        return Ok(Transformed::yes(Expr::Between(Between::new(
+                            Box::new(Expr::Column(column.clone())),
+                            false,
+                            literal.clone(),
+                            literal.clone(),
+                        ))));
                     }
                 }
                 Ok(Transformed::no(e))
