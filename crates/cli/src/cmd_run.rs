@@ -16,7 +16,8 @@ use rampart_pipeline::RunOptions;
 Examples:
   rampart run --config pipelines/demo.toml
   rampart run --source /var/log/security.jsonl --archive s3://audit-bucket/rampart
-  zcat events.jsonl.gz | rampart run --source - --archive ./archive")]
+  zcat events.jsonl.gz | rampart run --source - --archive ./archive
+  rampart run --config pipelines/demo.toml --alerts alerts.jsonl --rules-dir ./my-rules")]
 pub(crate) struct RunArgs {
     /// Pipeline file (TOML). Without it, built-in defaults apply.
     #[arg(long, short)]
@@ -30,6 +31,12 @@ pub(crate) struct RunArgs {
     /// Stop at the end of the source (files and stdin always end at their end).
     #[arg(long)]
     until_end: bool,
+    /// Directory of rule files, overriding [rules] dir.
+    #[arg(long)]
+    rules_dir: Option<String>,
+    /// Alerts as JSON lines to this file (appended), or - for stdout; overrides [alerts] path.
+    #[arg(long)]
+    alerts: Option<String>,
 }
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -39,6 +46,12 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(archive) = args.archive {
         config.archive.url = archive;
+    }
+    if let Some(dir) = args.rules_dir {
+        config.rules.dir = dir;
+    }
+    if let Some(alerts) = args.alerts {
+        config.alerts.path = alerts;
     }
     let options = RunOptions {
         until_end: args.until_end,

@@ -3,6 +3,7 @@
 
 mod cmd_gen;
 mod cmd_query;
+mod cmd_rules;
 mod cmd_run;
 mod config;
 
@@ -38,6 +39,7 @@ enum Command {
     Run(cmd_run::RunArgs),
     Query(cmd_query::QueryArgs),
     Gen(cmd_gen::GenArgs),
+    Rules(cmd_rules::RulesArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
             Command::Run(args) => cmd_run::run(args).await,
             Command::Query(args) => cmd_query::run(args).await,
             Command::Gen(args) => cmd_gen::run(args),
+            Command::Rules(args) => cmd_rules::run(args).await,
         }
     });
     match result {

@@ -28,6 +28,10 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// Event-time windows.
     pub window: WindowConfig,
+    /// The governance rules.
+    pub rules: RulesConfig,
+    /// Where alerts (policy hits and violation changes) go.
+    pub alerts: AlertsConfig,
 }
 
 /// `[source]`
@@ -166,6 +170,41 @@ impl Default for WindowConfig {
     }
 }
 
+/// `[rules]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Directory of rule files (`*.sql`), each with its header. Relative paths are taken
+    /// from the working directory.
+    pub dir: String,
+    /// The window aggregation (counts per window, resource and attack category).
+    pub window_sql: String,
+    /// `attack_increase` fires when a count rose by at least this many percent
+    /// (`$increase_pct` in rule SQL).
+    pub increase_pct: u32,
+    /// ... over a previous window of at least this many events (`$min_baseline`).
+    pub min_baseline: u32,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            dir: "sql/rules".to_string(),
+            window_sql: "sql/windows/attack_counts.sql".to_string(),
+            increase_pct: 25,
+            min_baseline: 10,
+        }
+    }
+}
+
+/// `[alerts]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Alerts as JSON lines: a file path (appended to), `-` for stdout, or empty for none.
+    pub path: String,
+}
+
 impl Config {
     /// Checks every value against its allowed range. The error names the key and says
     /// what would be accepted.
@@ -223,6 +262,15 @@ impl Config {
                     humantime::format_duration(size)
                 ),
             );
+        }
+        if self.rules.min_baseline == 0 {
+            return bad(
+                "rules.min-baseline",
+                "must be at least 1 (a window without events has no count to rise from)".into(),
+            );
+        }
+        if self.rules.increase_pct > 100_000 {
+            return bad("rules.increase-pct", "must be at most 100000".into());
         }
         if self.archive.url.trim().is_empty() {
             return bad("archive.url", "must not be empty".into());

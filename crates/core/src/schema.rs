@@ -13,6 +13,12 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 pub const EVENTS: &str = "events";
 /// Table of rejected messages with the reason and their raw bytes.
 pub const DEAD_LETTERS: &str = "dead_letters";
+/// Per-window attack counts and rates, per resource and attack category.
+pub const ATTACK_RATES: &str = "attack_rates";
+/// Per-window rule hits, per resource and rule.
+pub const POLICY_HITS: &str = "policy_hits";
+/// Violation changes: a violation opening or being resolved.
+pub const VIOLATIONS: &str = "violations";
 
 /// Columns of `events`, in schema order.
 pub mod events {
@@ -52,6 +58,52 @@ pub mod dead_letters {
     pub const REASON: &str = "reason";
     /// The message exactly as received.
     pub const RAW: &str = "raw";
+}
+
+/// Columns of `attack_rates`.
+pub mod attack_rates {
+    pub const WINDOW_START: &str = "window_start";
+    pub const WINDOW_END: &str = "window_end";
+    pub const RESOURCE_ID: &str = "resource_id";
+    pub const WORKLOAD: &str = "workload";
+    pub const CATEGORY: &str = "category";
+    pub const EVENT_COUNT: &str = "event_count";
+    pub const RATE_PER_MIN: &str = "rate_per_min";
+}
+
+/// Columns of `policy_hits`.
+pub mod policy_hits {
+    pub const WINDOW_START: &str = "window_start";
+    pub const WINDOW_END: &str = "window_end";
+    pub const RESOURCE_ID: &str = "resource_id";
+    pub const WORKLOAD: &str = "workload";
+    pub const RULE_ID: &str = "rule_id";
+    pub const RULE_VERSION: &str = "rule_version";
+    pub const ACTION: &str = "action";
+    /// The attack category for `attack_increase`; null for event rules.
+    pub const CATEGORY: &str = "category";
+    pub const HIT_COUNT: &str = "hit_count";
+    pub const PREV_COUNT: &str = "prev_count";
+    pub const INCREASE_PCT: &str = "increase_pct";
+}
+
+/// Columns of `violations`: one row per change (opened or resolved).
+pub mod violations {
+    /// Event time of the change: the opening hit or the remedy. Partitions the table.
+    pub const CHANGED_AT: &str = "changed_at";
+    pub const RESOURCE_ID: &str = "resource_id";
+    pub const WORKLOAD: &str = "workload";
+    pub const RULE_ID: &str = "rule_id";
+    pub const RULE_VERSION: &str = "rule_version";
+    pub const ACTION: &str = "action";
+    /// `open` or `resolved`.
+    pub const STATE: &str = "state";
+    pub const OPENED_AT: &str = "opened_at";
+    pub const RESOLVED_AT: &str = "resolved_at";
+    /// The event that opened the violation, as a source reference (see `SourcePos`).
+    pub const OPENED_BY: &str = "opened_by";
+    /// The event that remedied it (resolved rows only).
+    pub const RESOLVED_BY: &str = "resolved_by";
 }
 
 /// Source coordinate columns, shared by `events` and `dead_letters`.
@@ -138,6 +190,53 @@ static DEAD_LETTERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(fields))
 });
 
+static ATTACK_RATES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use attack_rates::*;
+    Arc::new(Schema::new(vec![
+        Field::new(WINDOW_START, ts_type(), false),
+        Field::new(WINDOW_END, ts_type(), false),
+        Field::new(RESOURCE_ID, DataType::Utf8, false),
+        Field::new(WORKLOAD, DataType::Utf8, true),
+        Field::new(CATEGORY, DataType::Utf8, false),
+        Field::new(EVENT_COUNT, DataType::Int64, false),
+        Field::new(RATE_PER_MIN, DataType::Float64, false),
+    ]))
+});
+
+static POLICY_HITS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use policy_hits::*;
+    Arc::new(Schema::new(vec![
+        Field::new(WINDOW_START, ts_type(), false),
+        Field::new(WINDOW_END, ts_type(), false),
+        Field::new(RESOURCE_ID, DataType::Utf8, false),
+        Field::new(WORKLOAD, DataType::Utf8, true),
+        Field::new(RULE_ID, DataType::Utf8, false),
+        Field::new(RULE_VERSION, DataType::Int32, false),
+        Field::new(ACTION, DataType::Utf8, false),
+        Field::new(CATEGORY, DataType::Utf8, true),
+        Field::new(HIT_COUNT, DataType::Int64, false),
+        Field::new(PREV_COUNT, DataType::Int64, true),
+        Field::new(INCREASE_PCT, DataType::Float64, true),
+    ]))
+});
+
+static VIOLATIONS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use violations::*;
+    Arc::new(Schema::new(vec![
+        Field::new(CHANGED_AT, ts_type(), false),
+        Field::new(RESOURCE_ID, DataType::Utf8, false),
+        Field::new(WORKLOAD, DataType::Utf8, true),
+        Field::new(RULE_ID, DataType::Utf8, false),
+        Field::new(RULE_VERSION, DataType::Int32, false),
+        Field::new(ACTION, DataType::Utf8, false),
+        Field::new(STATE, DataType::Utf8, false),
+        Field::new(OPENED_AT, ts_type(), false),
+        Field::new(RESOLVED_AT, ts_type(), true),
+        Field::new(OPENED_BY, DataType::Utf8, false),
+        Field::new(RESOLVED_BY, DataType::Utf8, true),
+    ]))
+});
+
 /// One archive table: its name, its Arrow schema and the timestamp column whose UTC
 /// date and hour partition it.
 #[derive(Debug, Clone)]
@@ -183,6 +282,21 @@ pub fn tables() -> Vec<TableDef> {
             schema: Arc::clone(&DEAD_LETTERS_SCHEMA),
             time_column: dead_letters::RECEIVED_AT,
         },
+        TableDef {
+            name: ATTACK_RATES,
+            schema: Arc::clone(&ATTACK_RATES_SCHEMA),
+            time_column: attack_rates::WINDOW_START,
+        },
+        TableDef {
+            name: POLICY_HITS,
+            schema: Arc::clone(&POLICY_HITS_SCHEMA),
+            time_column: policy_hits::WINDOW_START,
+        },
+        TableDef {
+            name: VIOLATIONS,
+            schema: Arc::clone(&VIOLATIONS_SCHEMA),
+            time_column: violations::CHANGED_AT,
+        },
     ]
 }
 
@@ -199,6 +313,21 @@ pub fn events_schema() -> SchemaRef {
 /// Schema of `dead_letters`.
 pub fn dead_letters_schema() -> SchemaRef {
     Arc::clone(&DEAD_LETTERS_SCHEMA)
+}
+
+/// Schema of `attack_rates`.
+pub fn attack_rates_schema() -> SchemaRef {
+    Arc::clone(&ATTACK_RATES_SCHEMA)
+}
+
+/// Schema of `policy_hits`.
+pub fn policy_hits_schema() -> SchemaRef {
+    Arc::clone(&POLICY_HITS_SCHEMA)
+}
+
+/// Schema of `violations`.
+pub fn violations_schema() -> SchemaRef {
+    Arc::clone(&VIOLATIONS_SCHEMA)
 }
 
 #[cfg(test)]

@@ -16,6 +16,22 @@ pub enum Error {
     #[error(transparent)]
     Sink(#[from] rampart_sink::Error),
 
+    /// The window stage failed (rules that do not plan, or a failed query).
+    #[error(transparent)]
+    Window(#[from] rampart_window::Error),
+
+    /// Alerts could not be written.
+    #[error("cannot write alerts to {path}: {source}")]
+    Alerts {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The open violations could not be read back from the archive.
+    #[error("cannot restore open violations from the archive: {message}")]
+    Restore { message: String },
+
     /// A stage stopped unexpectedly (a bug).
     #[error("internal error: pipeline stage `{stage}` {message}")]
     Stage {

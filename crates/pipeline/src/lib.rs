@@ -5,7 +5,8 @@
 //! stage slows its upstream instead of growing memory:
 //!
 //! ```text
-//! source task --chunks--> decode thread --batches--> sink task (events, dead_letters)
+//! source task --chunks--> decode thread --batches--> window task --batches--> sink task
+//!                                                     (rules, alerts)          (all tables)
 //! ```
 //!
 //! Decoding is CPU work and runs on a blocking thread, off the source's I/O task. The
@@ -16,11 +17,13 @@
 //! `dead_letters`. With a file source there are no offsets to commit; the Kafka source
 //! will advance its offsets only after the files holding them are complete.
 
+mod alerts;
 mod error;
 mod run;
 mod summary;
 mod task;
+mod violations;
 
 pub use error::{Error, Result};
 pub use run::{RunOptions, run};
-pub use summary::{LatencySummary, Summary, TableSummary};
+pub use summary::{LatencySummary, Summary, TableSummary, WindowSummary};

@@ -5,16 +5,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::AsArray;
+use arrow::record_batch::RecordBatch;
 use hdrhistogram::Histogram;
 use rampart_core::schema::{self, dead_letters};
 use rampart_core::{Clock, Config, store};
 use rampart_ingest::{Decoded, Decoder, FileSource, LineChunk};
 use rampart_sink::TableWriter;
+use rampart_window::{Outputs, WindowEngine, output};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
 
-use crate::summary::{LatencySummary, Summary, TableSummary};
+use crate::alerts::AlertSink;
+use crate::summary::{LatencySummary, Summary, TableSummary, WindowSummary};
 use crate::task::SpawnedTask;
 use crate::{Error, Result};
 
@@ -33,6 +36,44 @@ pub struct RunOptions {
 struct DecodedChunk {
     decoded: Decoded,
     read_at: Instant,
+}
+
+/// Rows for the archive: per table, with the time their chunk was read.
+struct SinkBatch {
+    tables: Vec<(&'static str, RecordBatch)>,
+    read_at: Option<Instant>,
+}
+
+/// Histogram from 1 µs to 1 h at 3 significant digits; longer samples are clamped.
+fn histogram(stage: &'static str) -> Result<Histogram<u64>> {
+    Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| Error::Stage {
+        stage,
+        message: format!("cannot build histogram: {e}"),
+    })
+}
+
+/// The window stage's outputs as archive batches.
+fn result_batches(out: &Outputs) -> Result<Vec<(&'static str, RecordBatch)>> {
+    let mut v = Vec::new();
+    if !out.attack_rates.is_empty() {
+        v.push((
+            schema::ATTACK_RATES,
+            output::attack_rates_batch(&out.attack_rates)?,
+        ));
+    }
+    if !out.policy_hits.is_empty() {
+        v.push((
+            schema::POLICY_HITS,
+            output::policy_hits_batch(&out.policy_hits)?,
+        ));
+    }
+    if !out.violations.is_empty() {
+        v.push((
+            schema::VIOLATIONS,
+            output::violations_batch(&out.violations)?,
+        ));
+    }
+    Ok(v)
 }
 
 #[derive(Default)]
@@ -59,11 +100,21 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
     let chunk_bytes = usize::try_from(config.source.read_chunk.as_u64()).unwrap_or(1 << 20);
     let mut source = FileSource::open(&source_url, chunk_bytes).await?;
     let source_label = source.label().to_string();
-    info!(source = %source_label, archive = %archive.url, "pipeline starting");
+    let open = crate::violations::open_violations(&archive).await?;
+    let mut engine = WindowEngine::new(&config.window, &config.rules, open).await?;
+    let mut alerts = AlertSink::open(&config.alerts.path)?;
+    info!(
+        source = %source_label,
+        archive = %archive.url,
+        rules = engine.rules().count(),
+        open_violations = engine.open_violations(),
+        "pipeline starting"
+    );
 
     let capacity = config.pipeline.channel_capacity;
     let (raw_tx, mut raw_rx) = mpsc::channel::<(LineChunk, Instant)>(capacity);
     let (dec_tx, mut dec_rx) = mpsc::channel::<DecodedChunk>(capacity);
+    let (sink_tx, mut sink_rx) = mpsc::channel::<SinkBatch>(capacity);
 
     let handle_signals = options.handle_signals;
     let source_task = SpawnedTask::spawn("source", async move {
@@ -124,71 +175,139 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
         Ok::<_, Error>(counts)
     });
 
+    let window_task = SpawnedTask::spawn("window", async move {
+        let mut ws = WindowSummary::default();
+        let mut alert_latency = histogram("window")?;
+        let record = |out: &Outputs, ws: &mut WindowSummary| {
+            ws.late += out.late;
+            ws.windows_closed += out.windows_closed;
+            ws.attack_rates += out.attack_rates.len() as u64;
+            ws.policy_hits += out.policy_hits.len() as u64;
+            for v in &out.violations {
+                match v.state {
+                    rampart_window::ViolationState::Open => ws.violations_opened += 1,
+                    rampart_window::ViolationState::Resolved => ws.violations_resolved += 1,
+                }
+            }
+        };
+        while let Some(DecodedChunk { decoded, read_at }) = dec_rx.recv().await {
+            let received = Instant::now();
+            let out = engine.process(0, &decoded.events).await?;
+            record(&out, &mut ws);
+            ws.alerts += alerts.write(&out)?;
+            if !out.policy_hits.is_empty() || !out.violations.is_empty() {
+                alert_latency.saturating_record(received.elapsed().as_micros() as u64);
+            }
+            let mut tables = vec![
+                (schema::EVENTS, decoded.events),
+                (schema::DEAD_LETTERS, decoded.dead_letters),
+            ];
+            tables.extend(result_batches(&out)?);
+            if sink_tx
+                .send(SinkBatch {
+                    tables,
+                    read_at: Some(read_at),
+                })
+                .await
+                .is_err()
+            {
+                return Ok::<_, Error>((
+                    ws,
+                    LatencySummary::of(&alert_latency),
+                    engine.open_violations(),
+                ));
+            }
+        }
+        let closing = Instant::now();
+        let out = engine.close_all().await?;
+        record(&out, &mut ws);
+        ws.alerts += alerts.write(&out)?;
+        if !out.policy_hits.is_empty() || !out.violations.is_empty() {
+            alert_latency.saturating_record(closing.elapsed().as_micros() as u64);
+        }
+        let tables = result_batches(&out)?;
+        if !tables.is_empty() {
+            let _ = sink_tx
+                .send(SinkBatch {
+                    tables,
+                    read_at: None,
+                })
+                .await;
+        }
+        Ok::<_, Error>((
+            ws,
+            LatencySummary::of(&alert_latency),
+            engine.open_violations(),
+        ))
+    });
+
     let sink_config = config.sink.clone();
     let clock = Arc::clone(&options.clock);
     let sink_archive = archive.clone();
     let sink_task = SpawnedTask::spawn("sink", async move {
-        let table = |name| {
-            schema::table(name).ok_or_else(|| Error::Stage {
-                stage: "sink",
-                message: format!("has no table {name}"),
-            })
-        };
-        let mut events = TableWriter::new(
-            table(schema::EVENTS)?,
-            sink_archive.clone(),
-            &sink_config,
-            Arc::clone(&clock),
-        )?;
-        let mut dead = TableWriter::new(
-            table(schema::DEAD_LETTERS)?,
-            sink_archive,
-            &sink_config,
-            clock,
-        )?;
-        // 1 µs to 1 h at 3 significant digits; longer samples are clamped to 1 h.
-        let mut latency =
-            Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| Error::Stage {
-                stage: "sink",
-                message: format!("cannot build histogram: {e}"),
-            })?;
+        let mut writers = BTreeMap::new();
+        for table in schema::tables() {
+            let name = table.name();
+            writers.insert(
+                name,
+                TableWriter::new(
+                    table,
+                    sink_archive.clone(),
+                    &sink_config,
+                    Arc::clone(&clock),
+                )?,
+            );
+        }
+        let mut latency = histogram("sink")?;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                msg = dec_rx.recv() => {
-                    let Some(DecodedChunk { decoded, read_at }) = msg else { break };
-                    if decoded.events.num_rows() > 0 {
-                        events.write(&decoded.events).await?;
+                msg = sink_rx.recv() => {
+                    let Some(SinkBatch { tables, read_at }) = msg else { break };
+                    for (name, batch) in tables {
+                        if batch.num_rows() == 0 {
+                            continue;
+                        }
+                        let writer = writers.get_mut(name).ok_or_else(|| Error::Stage {
+                            stage: "sink",
+                            message: format!("has no writer for table {name}"),
+                        })?;
+                        writer.write(&batch).await?;
                     }
-                    if decoded.dead_letters.num_rows() > 0 {
-                        dead.write(&decoded.dead_letters).await?;
+                    if let Some(read_at) = read_at {
+                        latency.saturating_record(read_at.elapsed().as_micros() as u64);
                     }
-                    latency.saturating_record(read_at.elapsed().as_micros() as u64);
                 }
                 _ = tick.tick() => {
-                    events.roll_due().await?;
-                    dead.roll_due().await?;
+                    for w in writers.values_mut() {
+                        w.roll_due().await?;
+                    }
                 }
             }
         }
-        events.close_all().await?;
-        dead.close_all().await?;
         let mut tables = BTreeMap::new();
-        for f in events.take_written().into_iter().chain(dead.take_written()) {
-            let t: &mut TableSummary = tables.entry(f.table).or_default();
-            t.rows += f.rows;
-            t.files += 1;
-            t.bytes += f.bytes;
+        for w in writers.values_mut() {
+            w.close_all().await?;
+            for f in w.take_written() {
+                let t: &mut TableSummary = tables.entry(f.table).or_default();
+                t.rows += f.rows;
+                t.files += 1;
+                t.bytes += f.bytes;
+            }
         }
         Ok::<_, Error>((tables, LatencySummary::of(&latency)))
     });
 
     let source_result = source_task.join().await?;
     let decode_result = decode_task.join().await?;
+    let window_result = window_task.join().await?;
     let sink_result = sink_task.join().await?;
     let (input_bytes, interrupted) = source_result?;
     let counts = decode_result?;
+    let (mut windows, alert_latency, open_violations) = window_result?;
+    windows.open_violations = open_violations as u64;
+    windows.alert_latency = alert_latency;
     let (tables, batch_latency) = sink_result?;
 
     let summary = Summary {
@@ -202,6 +321,7 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
         tables,
         elapsed: started.elapsed(),
         batch_latency,
+        windows,
         interrupted,
     };
     info!(

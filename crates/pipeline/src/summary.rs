@@ -41,6 +41,29 @@ impl LatencySummary {
     }
 }
 
+/// What the window stage did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowSummary {
+    /// Events that arrived too late to join their window.
+    pub late: u64,
+    /// Windows closed and emitted.
+    pub windows_closed: u64,
+    /// `attack_rates` rows.
+    pub attack_rates: u64,
+    /// `policy_hits` rows.
+    pub policy_hits: u64,
+    /// Violations opened.
+    pub violations_opened: u64,
+    /// Violations resolved.
+    pub violations_resolved: u64,
+    /// Violations open at the end of the run.
+    pub open_violations: u64,
+    /// Alert lines written.
+    pub alerts: u64,
+    /// From a batch reaching the window stage to its alerts written (batches with alerts).
+    pub alert_latency: LatencySummary,
+}
+
 /// The outcome of one run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
@@ -64,6 +87,8 @@ pub struct Summary {
     pub elapsed: Duration,
     /// From a chunk read to its rows handed to the archive writer.
     pub batch_latency: LatencySummary,
+    /// Windows, rules and violations.
+    pub windows: WindowSummary,
     /// The run was stopped by a signal before its source ended.
     pub interrupted: bool,
 }
@@ -111,6 +136,20 @@ impl Summary {
         for (reason, n) in &self.dead_by_reason {
             let _ = writeln!(s, "    {reason:<20}{n:>8}");
         }
+        let w = &self.windows;
+        let _ = writeln!(s, "  late events   {:>12}", w.late);
+        let _ = writeln!(s, "  windows       {:>12} closed", w.windows_closed);
+        let _ = writeln!(
+            s,
+            "  policy hits   {:>12}   ({} attack-rate rows)",
+            w.policy_hits, w.attack_rates
+        );
+        let _ = writeln!(
+            s,
+            "  violations    {:>12} opened, {} resolved, {} open now",
+            w.violations_opened, w.violations_resolved, w.open_violations
+        );
+        let _ = writeln!(s, "  alerts        {:>12}", w.alerts);
         let _ = writeln!(
             s,
             "  written       {:>12} files, {:.1} MiB",
@@ -132,6 +171,15 @@ impl Summary {
             self.messages_per_sec(),
             self.input_bytes_per_sec() / 1048576.0,
             self.elapsed.as_secs_f64()
+        );
+        let a = &w.alert_latency;
+        let _ = writeln!(
+            s,
+            "  alert latency p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms (batch at the window stage to alerts written, {} batches)",
+            a.p50_us as f64 / 1000.0,
+            a.p99_us as f64 / 1000.0,
+            a.p999_us as f64 / 1000.0,
+            a.count
         );
         let l = &self.batch_latency;
         let _ = writeln!(

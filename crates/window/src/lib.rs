@@ -1,8 +1,24 @@
-//! Event-time windows: assignment of events to tumbling windows aligned to the epoch.
+//! Event-time windows, the governance rules as SQL, and the violation lifecycle.
 //!
-//! This crate will hold the per-partition watermark, the window state and the SQL rules
-//! (see the event contract, §2–§3). For now it assigns timestamps to windows, the piece
-//! every later stage shares.
+//! The [`WindowEngine`] takes each source partition's accepted events in arrival order
+//! and keeps, per partition, the watermark ([`PartitionTime`]) and the state of open
+//! tumbling windows (aligned to the epoch). For each batch it:
+//!
+//! 1. marks late events (they are archived and counted, but join no window);
+//! 2. runs the window aggregation (`sql/windows/attack_counts.sql`) and every event
+//!    rule (`sql/rules/*.sql`, `kind: event`) with DataFusion over the on-time events,
+//!    adding their counts and hits to the windows' state;
+//! 3. applies violation changes in arrival order: a remedy resolves an open violation
+//!    (any event, late or not), a hit of a violation rule opens one (on-time events);
+//! 4. closes the windows the watermark passed: emits `attack_rates`, the event rules'
+//!    `policy_hits`, and runs the window rules (`attack_increase`) over the closing
+//!    windows' counts and the counts of the window before each.
+//!
+//! Every rule is planned once at start-up; a batch only executes the plans. Results
+//! depend only on each partition's order of events, never on batch sizes or timing
+//! (except the idle timeout, see [`WindowEngine::advance_idle`]). State is bounded by the
+//! open windows: a closed window is freed once its results are emitted, and only the
+//! last closed window's attack counts are kept, for the window after it.
 //!
 //! ```
 //! use rampart_window::WindowAssigner;
@@ -10,19 +26,22 @@
 //! assert_eq!(w.window_of(301_000_000), (300_000_000, 600_000_000));
 //! ```
 
+mod engine;
+mod error;
+pub mod output;
+mod plan;
+pub mod rules;
+mod table;
+mod watermark;
+
 use std::time::Duration;
 
-/// An error building window state.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The window size is not a positive whole number of microseconds.
-    #[error("invalid window size {size:?}: {message}")]
-    Size { size: Duration, message: String },
-}
-
-/// Result with [`Error`] as the default error type.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use engine::{RuleInfo, WindowEngine, check_rules};
+pub use error::{Error, Result};
+pub use output::{AttackRate, Outputs, PolicyHit, ViolationChange, ViolationState};
+pub use plan::{attack_counts_schema, columns, prev_attack_counts_schema, rule_events_schema};
+pub use rules::{Rule, RuleKind};
+pub use watermark::PartitionTime;
 
 /// Assigns event times to tumbling windows of one size, aligned to the Unix epoch, as
 /// `date_bin(size, ts, TIMESTAMP '1970-01-01T00:00:00Z')` does.

@@ -6,16 +6,23 @@ mod external;
 mod pipeline;
 mod query;
 mod reconstruct;
+mod windows;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use rampart_gen::{GenConfig, GenStats, MessageKind};
 
+/// The repository root: the working directory of every run, so that the default rule
+/// files (`sql/rules`, `sql/windows`) are found as they are by a user in a checkout.
+pub(crate) fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 /// The binary under test.
 pub(crate) fn rampart() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rampart"));
-    c.env("RAMPART_LOG", "warn");
+    c.env("RAMPART_LOG", "warn").current_dir(repo_root());
     c
 }
 

@@ -1,0 +1,730 @@
+//! The window engine: per-partition watermarks, window state, rules and violations.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::compute::take_record_batch;
+use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMicrosecondType};
+use datafusion::logical_expr::LogicalPlan;
+use rampart_core::config::{RulesConfig, WindowConfig};
+use rampart_core::schema::{events as ev, source as src};
+
+use crate::output::{AttackRate, Outputs, PolicyHit, ViolationChange, ViolationState};
+use crate::plan::{
+    Expect, Planner, attack_counts_schema, prev_attack_counts_schema, rule_events_schema,
+};
+use crate::rules::{Rule, RuleKind, load_dir};
+use crate::{Error, Result};
+
+/// What the engine knows of a loaded rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    pub id: String,
+    pub version: i32,
+    pub kind: RuleKind,
+    pub action: String,
+    pub description: String,
+    pub violation: bool,
+    pub remedy: Option<String>,
+    pub path: PathBuf,
+}
+
+impl From<&Rule> for RuleInfo {
+    fn from(r: &Rule) -> Self {
+        Self {
+            id: r.id.clone(),
+            version: r.version,
+            kind: r.kind,
+            action: r.action.clone(),
+            description: r.description.clone(),
+            violation: r.violation,
+            remedy: r.remedy.clone(),
+            path: r.path.clone(),
+        }
+    }
+}
+
+struct Planned {
+    info: RuleInfo,
+    plan: LogicalPlan,
+    remedy: Option<LogicalPlan>,
+}
+
+#[derive(Debug, Default)]
+struct Agg {
+    count: i64,
+    workload: Option<String>,
+}
+
+impl Agg {
+    fn add(&mut self, n: i64, workload: Option<&str>) {
+        self.count += n;
+        if workload > self.workload.as_deref() {
+            self.workload = workload.map(str::to_string);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct WindowState {
+    /// (resource_id, category) -> count of on-time attack events.
+    attacks: HashMap<(String, String), Agg>,
+    /// (event rule index, resource_id) -> hits.
+    hits: HashMap<(usize, String), Agg>,
+}
+
+#[derive(Debug)]
+struct PartitionState {
+    time: crate::PartitionTime,
+    windows: BTreeMap<i64, WindowState>,
+    /// The last closed window's attack counts, for the window after it.
+    prev: Option<(i64, HashMap<(String, String), i64>)>,
+}
+
+#[derive(Debug, Clone)]
+struct OpenViolation {
+    opened_at: i64,
+    opened_by: String,
+    workload: Option<String>,
+    version: i32,
+    action: String,
+}
+
+/// Loads and plans every rule: the `[rules]` directory and the window aggregation.
+/// Returns all errors, not just the first.
+pub async fn check_rules(rules: &RulesConfig) -> std::result::Result<Vec<RuleInfo>, Vec<Error>> {
+    let planner = Planner::new(rules).map_err(|e| vec![e])?;
+    let window_sql = Path::new(&rules.window_sql);
+    let mut errors = Vec::new();
+    match std::fs::read_to_string(window_sql) {
+        Ok(sql) => {
+            if let Err(e) = planner.plan(window_sql, &sql, Expect::AttackCounts).await {
+                errors.push(e);
+            }
+        }
+        Err(source) => errors.push(Error::Read {
+            path: window_sql.to_path_buf(),
+            source,
+        }),
+    }
+    let mut infos = Vec::new();
+    match crate::rules::read_dir(Path::new(&rules.dir)) {
+        Err(e) => errors.push(e),
+        Ok(files) => {
+            for file in files {
+                match file {
+                    Err(e) => errors.push(e),
+                    Ok(rule) => match planner.plan_rule(&rule).await {
+                        Ok(_) => infos.push(RuleInfo::from(&rule)),
+                        Err(e) => errors.push(e),
+                    },
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(infos)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Windows, rules and violations over the events of every source partition.
+///
+/// Feed each partition's events in arrival order with [`process`](Self::process); the
+/// results depend only on that order, never on how the events are cut into batches.
+pub struct WindowEngine {
+    size: i64,
+    lateness: i64,
+    planner: Planner,
+    window_plan: LogicalPlan,
+    event_rules: Vec<Planned>,
+    window_rules: Vec<Planned>,
+    partitions: BTreeMap<i32, PartitionState>,
+    open: HashMap<(String, String), OpenViolation>,
+}
+
+impl std::fmt::Debug for WindowEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WindowEngine")
+            .field("size", &self.size)
+            .field("partitions", &self.partitions.len())
+            .field("open_violations", &self.open.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WindowEngine {
+    /// Loads and plans the rules of `rules` (every one must plan, or this fails), with
+    /// the violations that were open when the archive was last written.
+    pub async fn new(
+        window: &WindowConfig,
+        rules: &RulesConfig,
+        open_violations: Vec<ViolationChange>,
+    ) -> Result<Self> {
+        let size = i64::try_from(window.size.as_micros()).unwrap_or(0);
+        if size <= 0 {
+            return Err(Error::Size {
+                size: window.size,
+                message: "must be at least 1 microsecond".into(),
+            });
+        }
+        let lateness = i64::try_from(window.allowed_lateness.as_micros()).unwrap_or(i64::MAX);
+        let planner = Planner::new(rules)?;
+        let window_sql_path = Path::new(&rules.window_sql);
+        let window_sql =
+            std::fs::read_to_string(window_sql_path).map_err(|source| Error::Read {
+                path: window_sql_path.to_path_buf(),
+                source,
+            })?;
+        let window_plan = planner
+            .plan(window_sql_path, &window_sql, Expect::AttackCounts)
+            .await?;
+        let (mut event_rules, mut window_rules) = (Vec::new(), Vec::new());
+        for rule in load_dir(Path::new(&rules.dir))? {
+            let (plan, remedy) = planner.plan_rule(&rule).await?;
+            let planned = Planned {
+                info: RuleInfo::from(&rule),
+                plan,
+                remedy,
+            };
+            match rule.kind {
+                RuleKind::Event => event_rules.push(planned),
+                RuleKind::Window => window_rules.push(planned),
+            }
+        }
+        let open = open_violations
+            .into_iter()
+            .filter(|v| v.state == ViolationState::Open)
+            .map(|v| {
+                (
+                    (v.resource_id, v.rule_id),
+                    OpenViolation {
+                        opened_at: v.opened_at,
+                        opened_by: v.opened_by,
+                        workload: v.workload,
+                        version: v.rule_version,
+                        action: v.action,
+                    },
+                )
+            })
+            .collect();
+        Ok(Self {
+            size,
+            lateness,
+            planner,
+            window_plan,
+            event_rules,
+            window_rules,
+            partitions: BTreeMap::new(),
+            open,
+        })
+    }
+
+    /// The loaded rules, event rules first.
+    pub fn rules(&self) -> impl Iterator<Item = &RuleInfo> {
+        self.event_rules
+            .iter()
+            .chain(&self.window_rules)
+            .map(|p| &p.info)
+    }
+
+    /// Violations open now.
+    pub fn open_violations(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Windows open now, all partitions.
+    pub fn open_windows(&self) -> usize {
+        self.partitions.values().map(|p| p.windows.len()).sum()
+    }
+
+    /// Takes the next events of `partition` (a batch with the `events` columns, in
+    /// arrival order) and returns what closed or changed.
+    pub async fn process(&mut self, partition: i32, events: &RecordBatch) -> Result<Outputs> {
+        let mut out = Outputs::default();
+        let n = events.num_rows();
+        if n == 0 {
+            return Ok(out);
+        }
+        let cols = Columns::of(events)?;
+        let (size, lateness) = (self.size, self.lateness);
+        let state = self
+            .partitions
+            .entry(partition)
+            .or_insert_with(|| PartitionState {
+                time: crate::PartitionTime::new(lateness),
+                windows: BTreeMap::new(),
+                prev: None,
+            });
+
+        // Lateness, event by event, in arrival order.
+        let mut starts = Vec::with_capacity(n);
+        let mut on_time: Vec<u32> = Vec::with_capacity(n);
+        for (i, ts) in cols.ts.values().iter().enumerate() {
+            let start = ts - ts.rem_euclid(size);
+            starts.push(start);
+            if state.time.observe(*ts, start + size) {
+                out.late += 1;
+            } else {
+                on_time.push(i as u32);
+            }
+        }
+        let full = with_window_columns(events, &starts, size)?;
+        let on = if on_time.len() == n {
+            full.clone()
+        } else {
+            take_record_batch(&full, &arrow::array::UInt32Array::from(on_time)).map_err(internal)?
+        };
+
+        // The window aggregation over on-time events.
+        let planner = &self.planner;
+        planner.events.set(vec![on]);
+        for batch in planner
+            .run("the window aggregation", &self.window_plan)
+            .await?
+        {
+            let s = batch_ts(&batch, "window_start")?;
+            let r = batch_str(&batch, "resource_id")?;
+            let c = batch_str(&batch, "category")?;
+            let w = batch_str(&batch, "workload")?;
+            let k = batch_i64(&batch, "event_count")?;
+            for i in 0..batch.num_rows() {
+                let (Some(res), Some(cat)) = (str_at(&r, i), str_at(&c, i)) else {
+                    continue;
+                };
+                state
+                    .windows
+                    .entry(s.value(i))
+                    .or_default()
+                    .attacks
+                    .entry((res.to_string(), cat.to_string()))
+                    .or_default()
+                    .add(k.value(i), str_at(&w, i));
+            }
+        }
+
+        // Event rules over on-time events; their hits, and remedies over all events.
+        let mut changes: BTreeMap<usize, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+        for (k, rule) in self.event_rules.iter().enumerate() {
+            for row in rows_of(&planner.run(&rule.info.id, &rule.plan).await?)? {
+                let Some(res) = cols
+                    .resource
+                    .is_valid(row)
+                    .then(|| cols.resource.value(row))
+                else {
+                    continue;
+                };
+                state
+                    .windows
+                    .entry(starts[row])
+                    .or_default()
+                    .hits
+                    .entry((k, res.to_string()))
+                    .or_default()
+                    .add(1, str_opt(cols.workload, row));
+                if rule.info.violation {
+                    changes.entry(row).or_default().1.push(k);
+                }
+            }
+        }
+        if self.event_rules.iter().any(|r| r.remedy.is_some()) {
+            planner.events.set(vec![full]);
+            for (k, rule) in self.event_rules.iter().enumerate() {
+                let Some(remedy) = &rule.remedy else { continue };
+                let what = format!("{} remedy", rule.info.id);
+                for row in rows_of(&planner.run(&what, remedy).await?)? {
+                    changes.entry(row).or_default().0.push(k);
+                }
+            }
+        }
+        for (row, (remedies, hits)) in changes {
+            let resource = cols.resource.value(row).to_string();
+            let at = cols.ts.value(row);
+            for k in remedies {
+                let rule = &self.event_rules[k].info;
+                if let Some(open) = self.open.remove(&(resource.clone(), rule.id.clone())) {
+                    out.violations.push(ViolationChange {
+                        changed_at: at,
+                        resource_id: resource.clone(),
+                        workload: open.workload,
+                        rule_id: rule.id.clone(),
+                        rule_version: open.version,
+                        action: open.action,
+                        state: ViolationState::Resolved,
+                        opened_at: open.opened_at,
+                        resolved_at: Some(at),
+                        opened_by: open.opened_by,
+                        resolved_by: Some(cols.event_ref(row)),
+                    });
+                }
+            }
+            for k in hits {
+                let rule = &self.event_rules[k].info;
+                let key = (resource.clone(), rule.id.clone());
+                if self.open.contains_key(&key) {
+                    continue;
+                }
+                let opened = OpenViolation {
+                    opened_at: at,
+                    opened_by: cols.event_ref(row),
+                    workload: str_opt(cols.workload, row).map(str::to_string),
+                    version: rule.version,
+                    action: rule.action.clone(),
+                };
+                out.violations.push(ViolationChange {
+                    changed_at: at,
+                    resource_id: resource.clone(),
+                    workload: opened.workload.clone(),
+                    rule_id: rule.id.clone(),
+                    rule_version: rule.version,
+                    action: rule.action.clone(),
+                    state: ViolationState::Open,
+                    opened_at: at,
+                    resolved_at: None,
+                    opened_by: opened.opened_by.clone(),
+                    resolved_by: None,
+                });
+                self.open.insert(key, opened);
+            }
+        }
+
+        let closing: Vec<i64> = state
+            .windows
+            .keys()
+            .take_while(|s| state.time.is_closed(**s + size))
+            .copied()
+            .collect();
+        out.extend(self.close(partition, &closing).await?);
+        Ok(out)
+    }
+
+    /// Closes every open window of every partition (the end of a bounded run).
+    pub async fn close_all(&mut self) -> Result<Outputs> {
+        let mut out = Outputs::default();
+        let all: Vec<(i32, Vec<i64>)> = self
+            .partitions
+            .iter()
+            .map(|(p, s)| (*p, s.windows.keys().copied().collect()))
+            .collect();
+        for (p, starts) in all {
+            out.extend(self.close(p, &starts).await?);
+        }
+        Ok(out)
+    }
+
+    /// Moves a silent partition's event time forward by `micros` of idle wall-clock time
+    /// and closes the windows that this closes.
+    pub async fn advance_idle(&mut self, partition: i32, micros: i64) -> Result<Outputs> {
+        let size = self.size;
+        let Some(state) = self.partitions.get_mut(&partition) else {
+            return Ok(Outputs::default());
+        };
+        state.time.advance_idle(micros);
+        let closing: Vec<i64> = state
+            .windows
+            .keys()
+            .take_while(|s| state.time.is_closed(**s + size))
+            .copied()
+            .collect();
+        self.close(partition, &closing).await
+    }
+
+    /// Emits and frees the windows starting at `starts` (ascending) of `partition`.
+    async fn close(&mut self, partition: i32, starts: &[i64]) -> Result<Outputs> {
+        let mut out = Outputs::default();
+        let size = self.size;
+        let Some(state) = self.partitions.get_mut(&partition) else {
+            return Ok(out);
+        };
+        if starts.is_empty() {
+            return Ok(out);
+        }
+        let minutes = size as f64 / 60_000_000.0;
+        let mut counts = CountRows::default();
+        let mut prev_rows = CountRows::default();
+        let mut prev = state.prev.take();
+        for start in starts {
+            let Some(window) = state.windows.remove(start) else {
+                continue;
+            };
+            out.windows_closed += 1;
+            let end = start + size;
+            let mut attacks: Vec<_> = window.attacks.into_iter().collect();
+            attacks.sort_by(|a, b| a.0.cmp(&b.0));
+            if let Some((prev_start, prev_counts)) = &prev
+                && *prev_start == start - size
+            {
+                let mut rows: Vec<_> = prev_counts.iter().collect();
+                rows.sort();
+                for ((res, cat), n) in rows {
+                    prev_rows.push(*start, end, res, cat, None, *n);
+                }
+            }
+            let mut next_prev = HashMap::with_capacity(attacks.len());
+            for ((res, cat), agg) in attacks {
+                counts.push(*start, end, &res, &cat, agg.workload.as_deref(), agg.count);
+                out.attack_rates.push(AttackRate {
+                    window_start: *start,
+                    window_end: end,
+                    resource_id: res.clone(),
+                    workload: agg.workload,
+                    category: cat.clone(),
+                    event_count: agg.count,
+                    rate_per_min: agg.count as f64 / minutes,
+                });
+                next_prev.insert((res, cat), agg.count);
+            }
+            prev = Some((*start, next_prev));
+            let mut hits: Vec<_> = window.hits.into_iter().collect();
+            hits.sort_by(|a, b| a.0.cmp(&b.0));
+            for ((k, res), agg) in hits {
+                let rule = &self.event_rules[k].info;
+                out.policy_hits.push(PolicyHit {
+                    window_start: *start,
+                    window_end: end,
+                    resource_id: res,
+                    workload: agg.workload,
+                    rule_id: rule.id.clone(),
+                    rule_version: rule.version,
+                    action: rule.action.clone(),
+                    category: None,
+                    hit_count: agg.count,
+                    prev_count: None,
+                    increase_pct: None,
+                });
+            }
+        }
+        state.prev = prev;
+
+        if !self.window_rules.is_empty() && !counts.is_empty() {
+            self.planner.attack_counts.set(vec![counts.batch(true)?]);
+            self.planner
+                .prev_attack_counts
+                .set(vec![prev_rows.batch(false)?]);
+            for rule in &self.window_rules {
+                for batch in self.planner.run(&rule.info.id, &rule.plan).await? {
+                    let s = batch_ts(&batch, "window_start")?;
+                    let r = batch_str(&batch, "resource_id")?;
+                    let n = batch_i64(&batch, "hit_count")?;
+                    let c = batch
+                        .column_by_name("category")
+                        .map(|a| as_strings(a))
+                        .transpose()?;
+                    let w = batch
+                        .column_by_name("workload")
+                        .map(|a| as_strings(a))
+                        .transpose()?;
+                    let p = batch
+                        .column_by_name("prev_count")
+                        .and_then(|a| a.as_primitive_opt::<Int64Type>().cloned());
+                    for i in 0..batch.num_rows() {
+                        let Some(res) = str_at(&r, i) else { continue };
+                        let prev_count = p.as_ref().and_then(|p| p.is_valid(i).then(|| p.value(i)));
+                        let hit_count = n.value(i);
+                        out.policy_hits.push(PolicyHit {
+                            window_start: s.value(i),
+                            window_end: s.value(i) + size,
+                            resource_id: res.to_string(),
+                            workload: w.as_ref().and_then(|w| str_at(w, i)).map(str::to_string),
+                            rule_id: rule.info.id.clone(),
+                            rule_version: rule.info.version,
+                            action: rule.info.action.clone(),
+                            category: c.as_ref().and_then(|c| str_at(c, i)).map(str::to_string),
+                            hit_count,
+                            prev_count,
+                            increase_pct: prev_count
+                                .filter(|p| *p > 0)
+                                .map(|p| (hit_count - p) as f64 * 100.0 / p as f64),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Rows for `attack_counts` / `prev_attack_counts`.
+#[derive(Default)]
+struct CountRows {
+    start: Vec<i64>,
+    end: Vec<i64>,
+    resource: Vec<String>,
+    category: Vec<String>,
+    workload: Vec<Option<String>>,
+    count: Vec<i64>,
+}
+
+impl CountRows {
+    fn push(&mut self, start: i64, end: i64, res: &str, cat: &str, workload: Option<&str>, n: i64) {
+        self.start.push(start);
+        self.end.push(end);
+        self.resource.push(res.to_string());
+        self.category.push(cat.to_string());
+        self.workload.push(workload.map(str::to_string));
+        self.count.push(n);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start.is_empty()
+    }
+
+    /// As `attack_counts` (`current`) or `prev_attack_counts`.
+    fn batch(self, current: bool) -> Result<RecordBatch> {
+        let ts = |v: Vec<i64>| -> ArrayRef {
+            Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC"))
+        };
+        let res: ArrayRef = Arc::new(StringArray::from(self.resource));
+        let cat: ArrayRef = Arc::new(StringArray::from(self.category));
+        let n: ArrayRef = Arc::new(Int64Array::from(self.count));
+        let (schema, columns) = if current {
+            let w: ArrayRef = Arc::new(StringArray::from(self.workload));
+            (
+                attack_counts_schema(),
+                vec![ts(self.start), ts(self.end), res, cat, w, n],
+            )
+        } else {
+            (
+                prev_attack_counts_schema(),
+                vec![ts(self.start), res, cat, n],
+            )
+        };
+        RecordBatch::try_new(schema, columns).map_err(internal)
+    }
+}
+
+/// The event columns the engine reads.
+struct Columns<'a> {
+    ts: &'a TimestampMicrosecondArray,
+    resource: &'a StringArray,
+    workload: &'a StringArray,
+    file: &'a StringArray,
+    line: &'a Int64Array,
+    topic: &'a StringArray,
+    partition: &'a arrow::array::Int32Array,
+    offset: &'a Int64Array,
+}
+
+impl<'a> Columns<'a> {
+    fn of(b: &'a RecordBatch) -> Result<Self> {
+        let col = |name: &str| {
+            b.column_by_name(name).ok_or_else(|| Error::Internal {
+                message: format!("events batch has no column {name}"),
+            })
+        };
+        let bad = |name: &str| Error::Internal {
+            message: format!("events column {name} has an unexpected type"),
+        };
+        let s = |name: &str| col(name)?.as_string_opt::<i32>().ok_or_else(|| bad(name));
+        let i64s = |name: &str| {
+            col(name)?
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| bad(name))
+        };
+        Ok(Self {
+            ts: col(ev::TS)?
+                .as_primitive_opt::<TimestampMicrosecondType>()
+                .ok_or_else(|| bad(ev::TS))?,
+            resource: s(ev::RESOURCE_ID)?,
+            workload: s(ev::WORKLOAD)?,
+            file: s(src::SOURCE_FILE)?,
+            line: i64s(src::SOURCE_LINE)?,
+            topic: s(src::KAFKA_TOPIC)?,
+            partition: col(src::KAFKA_PARTITION)?
+                .as_primitive_opt::<Int32Type>()
+                .ok_or_else(|| bad(src::KAFKA_PARTITION))?,
+            offset: i64s(src::KAFKA_OFFSET)?,
+        })
+    }
+
+    /// A reference to the event at `row`: `file:<path>:<line>` or
+    /// `kafka:<topic>/<partition>@<offset>`.
+    fn event_ref(&self, row: usize) -> String {
+        if self.topic.is_valid(row) {
+            format!(
+                "kafka:{}/{}@{}",
+                self.topic.value(row),
+                self.partition.value(row),
+                self.offset.value(row)
+            )
+        } else {
+            format!("file:{}:{}", self.file.value(row), self.line.value(row))
+        }
+    }
+}
+
+fn str_opt(a: &StringArray, i: usize) -> Option<&str> {
+    a.is_valid(i).then(|| a.value(i))
+}
+
+fn internal(e: arrow::error::ArrowError) -> Error {
+    Error::Internal {
+        message: e.to_string(),
+    }
+}
+
+/// `events` plus window_start, window_end and _row, in the rule schema.
+fn with_window_columns(events: &RecordBatch, starts: &[i64], size: i64) -> Result<RecordBatch> {
+    let mut columns = events.columns().to_vec();
+    let ends: Vec<i64> = starts.iter().map(|s| s + size).collect();
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from(starts.to_vec()).with_timezone("UTC"),
+    ));
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from(ends).with_timezone("UTC"),
+    ));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        0..starts.len() as i64,
+    )));
+    RecordBatch::try_new(rule_events_schema(), columns).map_err(internal)
+}
+
+/// The `_row` values of a rule's result, ascending and without repeats.
+fn rows_of(batches: &[RecordBatch]) -> Result<Vec<usize>> {
+    let mut rows = Vec::new();
+    for b in batches {
+        let r = batch_i64(b, crate::plan::columns::ROW)?;
+        rows.extend(r.iter().flatten().filter_map(|v| usize::try_from(v).ok()));
+    }
+    rows.sort_unstable();
+    rows.dedup();
+    Ok(rows)
+}
+
+fn batch_ts<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a TimestampMicrosecondArray> {
+    b.column_by_name(name)
+        .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+        .ok_or_else(|| Error::Internal {
+            message: format!("result has no timestamp column {name}"),
+        })
+}
+
+fn batch_i64<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a Int64Array> {
+    b.column_by_name(name)
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .ok_or_else(|| Error::Internal {
+            message: format!("result has no BIGINT column {name}"),
+        })
+}
+
+/// A string column of any string type, as plain `Utf8`.
+fn as_strings(a: &ArrayRef) -> Result<StringArray> {
+    let cast = arrow::compute::cast(a, &DataType::Utf8).map_err(internal)?;
+    Ok(cast.as_string::<i32>().clone())
+}
+
+fn batch_str(b: &RecordBatch, name: &str) -> Result<StringArray> {
+    let col = b.column_by_name(name).ok_or_else(|| Error::Internal {
+        message: format!("result has no column {name}"),
+    })?;
+    as_strings(col)
+}
+
+fn str_at(a: &StringArray, i: usize) -> Option<&str> {
+    a.is_valid(i).then(|| a.value(i))
+}

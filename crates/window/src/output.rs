@@ -1,0 +1,288 @@
+//! What the window stage emits: rows of `attack_rates`, `policy_hits` and `violations`,
+//! as Arrow batches for the archive and as JSON alerts.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use rampart_core::schema;
+use serde_json::{Value, json};
+
+use crate::{Error, Result};
+
+/// One `attack_rates` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttackRate {
+    pub window_start: i64,
+    pub window_end: i64,
+    pub resource_id: String,
+    pub workload: Option<String>,
+    pub category: String,
+    pub event_count: i64,
+    pub rate_per_min: f64,
+}
+
+/// One `policy_hits` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyHit {
+    pub window_start: i64,
+    pub window_end: i64,
+    pub resource_id: String,
+    pub workload: Option<String>,
+    pub rule_id: String,
+    pub rule_version: i32,
+    pub action: String,
+    /// The attack category (`attack_increase`), else `None`.
+    pub category: Option<String>,
+    pub hit_count: i64,
+    pub prev_count: Option<i64>,
+    pub increase_pct: Option<f64>,
+}
+
+/// Whether a violation change opened or resolved it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViolationState {
+    Open,
+    Resolved,
+}
+
+impl ViolationState {
+    /// `open` or `resolved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Resolved => "resolved",
+        }
+    }
+}
+
+/// One `violations` row: a violation opening or being resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViolationChange {
+    pub changed_at: i64,
+    pub resource_id: String,
+    pub workload: Option<String>,
+    pub rule_id: String,
+    pub rule_version: i32,
+    pub action: String,
+    pub state: ViolationState,
+    pub opened_at: i64,
+    pub resolved_at: Option<i64>,
+    pub opened_by: String,
+    pub resolved_by: Option<String>,
+}
+
+/// Everything one step of the window stage produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outputs {
+    pub attack_rates: Vec<AttackRate>,
+    pub policy_hits: Vec<PolicyHit>,
+    pub violations: Vec<ViolationChange>,
+    /// Late events seen in this step.
+    pub late: u64,
+    /// Windows closed in this step.
+    pub windows_closed: u64,
+}
+
+impl Outputs {
+    /// Appends `other`.
+    pub fn extend(&mut self, other: Outputs) {
+        self.attack_rates.extend(other.attack_rates);
+        self.policy_hits.extend(other.policy_hits);
+        self.violations.extend(other.violations);
+        self.late += other.late;
+        self.windows_closed += other.windows_closed;
+    }
+
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.attack_rates.is_empty() && self.policy_hits.is_empty() && self.violations.is_empty()
+    }
+}
+
+fn ts() -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+}
+
+fn batch(table: &str, schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    RecordBatch::try_new(schema, columns).map_err(|e| Error::Internal {
+        message: format!("building {table}: {e}"),
+    })
+}
+
+/// `attack_rates` rows as a batch.
+pub fn attack_rates_batch(rows: &[AttackRate]) -> Result<RecordBatch> {
+    let (mut s, mut e, mut r, mut w, mut c, mut n, mut rate) = (
+        ts(),
+        ts(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Int64Builder::new(),
+        Float64Builder::new(),
+    );
+    for x in rows {
+        s.append_value(x.window_start);
+        e.append_value(x.window_end);
+        r.append_value(&x.resource_id);
+        w.append_option(x.workload.as_deref());
+        c.append_value(&x.category);
+        n.append_value(x.event_count);
+        rate.append_value(x.rate_per_min);
+    }
+    batch(
+        schema::ATTACK_RATES,
+        schema::attack_rates_schema(),
+        vec![
+            Arc::new(s.finish()),
+            Arc::new(e.finish()),
+            Arc::new(r.finish()),
+            Arc::new(w.finish()),
+            Arc::new(c.finish()),
+            Arc::new(n.finish()),
+            Arc::new(rate.finish()),
+        ],
+    )
+}
+
+/// `policy_hits` rows as a batch.
+pub fn policy_hits_batch(rows: &[PolicyHit]) -> Result<RecordBatch> {
+    let (mut s, mut e, mut r, mut w) = (ts(), ts(), StringBuilder::new(), StringBuilder::new());
+    let (mut id, mut v, mut a, mut c) = (
+        StringBuilder::new(),
+        Int32Builder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
+    let (mut n, mut p, mut pct) = (
+        Int64Builder::new(),
+        Int64Builder::new(),
+        Float64Builder::new(),
+    );
+    for x in rows {
+        s.append_value(x.window_start);
+        e.append_value(x.window_end);
+        r.append_value(&x.resource_id);
+        w.append_option(x.workload.as_deref());
+        id.append_value(&x.rule_id);
+        v.append_value(x.rule_version);
+        a.append_value(&x.action);
+        c.append_option(x.category.as_deref());
+        n.append_value(x.hit_count);
+        p.append_option(x.prev_count);
+        pct.append_option(x.increase_pct);
+    }
+    batch(
+        schema::POLICY_HITS,
+        schema::policy_hits_schema(),
+        vec![
+            Arc::new(s.finish()),
+            Arc::new(e.finish()),
+            Arc::new(r.finish()),
+            Arc::new(w.finish()),
+            Arc::new(id.finish()),
+            Arc::new(v.finish()),
+            Arc::new(a.finish()),
+            Arc::new(c.finish()),
+            Arc::new(n.finish()),
+            Arc::new(p.finish()),
+            Arc::new(pct.finish()),
+        ],
+    )
+}
+
+/// `violations` rows as a batch.
+pub fn violations_batch(rows: &[ViolationChange]) -> Result<RecordBatch> {
+    let (mut at, mut r, mut w, mut id, mut v, mut a, mut st) = (
+        ts(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Int32Builder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
+    let (mut oa, mut ra, mut ob, mut rb) = (ts(), ts(), StringBuilder::new(), StringBuilder::new());
+    for x in rows {
+        at.append_value(x.changed_at);
+        r.append_value(&x.resource_id);
+        w.append_option(x.workload.as_deref());
+        id.append_value(&x.rule_id);
+        v.append_value(x.rule_version);
+        a.append_value(&x.action);
+        st.append_value(x.state.as_str());
+        oa.append_value(x.opened_at);
+        ra.append_option(x.resolved_at);
+        ob.append_value(&x.opened_by);
+        rb.append_option(x.resolved_by.as_deref());
+    }
+    batch(
+        schema::VIOLATIONS,
+        schema::violations_schema(),
+        vec![
+            Arc::new(at.finish()),
+            Arc::new(r.finish()),
+            Arc::new(w.finish()),
+            Arc::new(id.finish()),
+            Arc::new(v.finish()),
+            Arc::new(a.finish()),
+            Arc::new(st.finish()),
+            Arc::new(oa.finish()),
+            Arc::new(ra.finish()),
+            Arc::new(ob.finish()),
+            Arc::new(rb.finish()),
+        ],
+    )
+}
+
+fn rfc3339(micros: i64) -> Value {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_micros(micros).map_or(Value::Null, |t| {
+        Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    })
+}
+
+impl PolicyHit {
+    /// The alert for this hit: routed by workload owner, rule and action.
+    pub fn alert(&self) -> Value {
+        json!({
+            "type": "policy_hit",
+            "rule_id": self.rule_id,
+            "rule_version": self.rule_version,
+            "action": self.action,
+            "resource_id": self.resource_id,
+            "workload": self.workload,
+            "route": {"security": true, "owner": self.workload},
+            "window_start": rfc3339(self.window_start),
+            "window_end": rfc3339(self.window_end),
+            "category": self.category,
+            "hit_count": self.hit_count,
+            "prev_count": self.prev_count,
+            "increase_pct": self.increase_pct,
+        })
+    }
+}
+
+impl ViolationChange {
+    /// The alert for this change: routed by workload owner, rule and action.
+    pub fn alert(&self) -> Value {
+        json!({
+            "type": "violation",
+            "state": self.state.as_str(),
+            "rule_id": self.rule_id,
+            "rule_version": self.rule_version,
+            "action": self.action,
+            "resource_id": self.resource_id,
+            "workload": self.workload,
+            "route": {"security": true, "owner": self.workload},
+            "changed_at": rfc3339(self.changed_at),
+            "opened_at": rfc3339(self.opened_at),
+            "resolved_at": self.resolved_at.map(rfc3339),
+            "opened_by": self.opened_by,
+            "resolved_by": self.resolved_by,
+        })
+    }
+}
