@@ -26,8 +26,9 @@ COLUMNS = {
 }
 
 
-def run_rampart(binary, src, out, threads):
-    env = dict(os.environ, TOKIO_WORKER_THREADS=str(threads), RAMPART_LOG="warn")
+def run_rampart(binary, src, out, threads, rules):
+    env = dict(os.environ, TOKIO_WORKER_THREADS=str(threads), RAMPART_LOG="warn",
+               RAMPART_RULES__ENABLED="true" if rules else "false")
     t = time.perf_counter()
     subprocess.run([binary, "run", "--source", src, "--archive", out, "--until-end"],
                    check=True, env=env, stdout=subprocess.DEVNULL)
@@ -69,28 +70,36 @@ def main():
     size = os.path.getsize(a.input)
     with open(a.input, "rb") as f:
         lines = sum(1 for _ in f)
-    r_times, d_times = [], []
-    r_rows = d_rows = 0
+    r_times, w_times, d_times = [], [], []
+    r_rows = w_rows = d_rows = 0
     for i in range(a.runs):
-        for name in ("rampart", "duckdb"):
+        for name in ("rampart", "rampart+rules", "duckdb"):
             out = os.path.join(a.work, f"{name}-{i}")
             if name == "rampart":
-                t, r_rows = run_rampart(a.rampart, a.input, out, a.threads)
+                t, r_rows = run_rampart(a.rampart, a.input, out, a.threads, rules=False)
                 r_times.append(t)
+            elif name == "rampart+rules":
+                t, w_rows = run_rampart(a.rampart, a.input, out, a.threads, rules=True)
+                w_times.append(t)
             else:
                 t, d_rows = run_duckdb(a.input, out, a.threads)
                 d_times.append(t)
             shutil.rmtree(out, ignore_errors=True)
-    r, d = statistics.median(r_times), statistics.median(d_times)
+    r, w, d = (statistics.median(x) for x in (r_times, w_times, d_times))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
           f"duckdb {duckdb.__version__}; threads {a.threads}")
     print(f"input: {lines} lines, {size / 1048576:.1f} MiB; {a.runs} interleaved runs each\n")
     print("| engine | median s | events/s | MiB/s | rows written | all runs (s) |")
     print("|---|---|---|---|---|---|")
-    for name, m, ts, rows in (("rampart", r, r_times, r_rows), ("duckdb", d, d_times, d_rows)):
+    runs = (("rampart (archive only)", r, r_times, r_rows),
+            ("rampart (archive + windows + rules)", w, w_times, w_rows),
+            ("duckdb (archive only)", d, d_times, d_rows))
+    for name, m, ts, rows in runs:
         print(f"| {name} | {m:.2f} | {lines / m:,.0f} | {size / 1048576 / m:.1f} | {rows} | "
               f"{', '.join(f'{t:.2f}' for t in ts)} |")
-    print(f"\nratio (rampart throughput / duckdb throughput): {d / r:.2f}x")
+    print(f"\nratio, archive only (rampart throughput / duckdb throughput): {d / r:.2f}x")
+    print(f"windows + rules cost: {(w - r) / lines * 1e6:.2f} us per event "
+          f"({(w - r) / r * 100:.0f}% over archive only)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ if [ -d archive ] && [ ! -f archive/.rampart-demo ]; then
     echo "./archive exists and was not made by this demo; move it away first" >&2
     exit 1
 fi
-rm -rf archive
+rm -rf archive alerts.jsonl
 mkdir -p archive && touch archive/.rampart-demo
 
 echo "== rampart run --config pipelines/demo.toml"
@@ -26,5 +26,18 @@ echo "== what landed: events per category"
 echo "== dead letters by reason"
 "$rampart" query "SELECT reason_code, count(*) AS n, min(source_line) AS first_line, min(reason) AS example
                   FROM dead_letters GROUP BY reason_code ORDER BY n DESC"
+echo "== policy hits per rule"
+"$rampart" query "SELECT rule_id, action, count(*) AS windows, sum(hit_count) AS hits, count(DISTINCT resource_id) AS resources
+                  FROM policy_hits GROUP BY rule_id, action ORDER BY rule_id"
+echo "== largest attack increases"
+"$rampart" query "SELECT window_start, resource_id, category, prev_count, hit_count, round(increase_pct, 1) AS increase_pct
+                  FROM policy_hits WHERE rule_id = 'attack_increase' ORDER BY increase_pct DESC LIMIT 5"
+echo "== violations still open"
+"$rampart" query "SELECT rule_id, count(*) AS open FROM violations v
+                  WHERE state = 'open' AND NOT EXISTS (SELECT 1 FROM violations r WHERE r.state = 'resolved'
+                    AND r.resource_id = v.resource_id AND r.rule_id = v.rule_id AND r.opened_at = v.opened_at)
+                  GROUP BY rule_id"
+echo "== alerts: $(wc -l < alerts.jsonl) lines in alerts.jsonl, for example:"
+head -n 2 alerts.jsonl
 echo "== archive layout"
 find archive -name '*.parquet' | sort | head -n 8

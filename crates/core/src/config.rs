@@ -174,6 +174,9 @@ impl Default for WindowConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct RulesConfig {
+    /// Run the window stage (windows, rules, violations, alerts). With `false` the
+    /// pipeline only archives events and dead letters.
+    pub enabled: bool,
     /// Directory of rule files (`*.sql`), each with its header. Relative paths are taken
     /// from the working directory.
     pub dir: String,
@@ -189,6 +192,7 @@ pub struct RulesConfig {
 impl Default for RulesConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             dir: "sql/rules".to_string(),
             window_sql: "sql/windows/attack_counts.sql".to_string(),
             increase_pct: 25,

@@ -100,14 +100,21 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
     let chunk_bytes = usize::try_from(config.source.read_chunk.as_u64()).unwrap_or(1 << 20);
     let mut source = FileSource::open(&source_url, chunk_bytes).await?;
     let source_label = source.label().to_string();
-    let open = crate::violations::open_violations(&archive).await?;
-    let mut engine = WindowEngine::new(&config.window, &config.rules, open).await?;
+    let mut engine = if config.rules.enabled {
+        let open = crate::violations::open_violations(&archive).await?;
+        Some(WindowEngine::new(&config.window, &config.rules, open).await?)
+    } else {
+        None
+    };
     let mut alerts = AlertSink::open(&config.alerts.path)?;
+    // Standard input is a live stream: a silent one advances its event time (idle timeout).
+    let live = source_label == "-";
+    let idle_timeout = i64::try_from(config.window.idle_timeout.as_micros()).unwrap_or(i64::MAX);
     info!(
         source = %source_label,
         archive = %archive.url,
-        rules = engine.rules().count(),
-        open_violations = engine.open_violations(),
+        rules = engine.as_ref().map_or(0, |e| e.rules().count()),
+        open_violations = engine.as_ref().map_or(0, WindowEngine::open_violations),
         "pipeline starting"
     );
 
@@ -175,6 +182,7 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
         Ok::<_, Error>(counts)
     });
 
+    let window_clock = Arc::clone(&options.clock);
     let window_task = SpawnedTask::spawn("window", async move {
         let mut ws = WindowSummary::default();
         let mut alert_latency = histogram("window")?;
@@ -190,36 +198,57 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
                 }
             }
         };
-        while let Some(DecodedChunk { decoded, read_at }) = dec_rx.recv().await {
-            let received = Instant::now();
-            let out = engine.process(0, &decoded.events).await?;
+        let clock = Arc::clone(&window_clock);
+        let mut last_input = clock.now_micros();
+        let mut credited = last_input;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let (out, tables, read_at, started) = tokio::select! {
+                msg = dec_rx.recv() => {
+                    let Some(DecodedChunk { decoded, read_at }) = msg else { break };
+                    let started = Instant::now();
+                    last_input = clock.now_micros();
+                    credited = last_input;
+                    let out = match engine.as_mut() {
+                        Some(e) => e.process(0, &decoded.events).await?,
+                        None => Outputs::default(),
+                    };
+                    let tables = vec![(schema::EVENTS, decoded.events), (schema::DEAD_LETTERS, decoded.dead_letters)];
+                    (out, tables, Some(read_at), started)
+                }
+                _ = tick.tick(), if live && engine.is_some() => {
+                    // Idle only when nothing waits upstream: a slow sink is not a silent source.
+                    let now = clock.now_micros();
+                    if !dec_rx.is_empty() || now - last_input < idle_timeout {
+                        continue;
+                    }
+                    let started = Instant::now();
+                    let by = now - credited;
+                    credited = now;
+                    let out = match engine.as_mut() {
+                        Some(e) => e.advance_idle(0, by).await?,
+                        None => Outputs::default(),
+                    };
+                    (out, Vec::new(), None, started)
+                }
+            };
             record(&out, &mut ws);
             ws.alerts += alerts.write(&out)?;
             if !out.policy_hits.is_empty() || !out.violations.is_empty() {
-                alert_latency.saturating_record(received.elapsed().as_micros() as u64);
+                alert_latency.saturating_record(started.elapsed().as_micros() as u64);
             }
-            let mut tables = vec![
-                (schema::EVENTS, decoded.events),
-                (schema::DEAD_LETTERS, decoded.dead_letters),
-            ];
+            let mut tables = tables;
             tables.extend(result_batches(&out)?);
-            if sink_tx
-                .send(SinkBatch {
-                    tables,
-                    read_at: Some(read_at),
-                })
-                .await
-                .is_err()
-            {
-                return Ok::<_, Error>((
-                    ws,
-                    LatencySummary::of(&alert_latency),
-                    engine.open_violations(),
-                ));
+            if !tables.is_empty() && sink_tx.send(SinkBatch { tables, read_at }).await.is_err() {
+                break; // the sink stopped; its error is reported by its own stage
             }
         }
         let closing = Instant::now();
-        let out = engine.close_all().await?;
+        let out = match engine.as_mut() {
+            Some(e) => e.close_all().await?,
+            None => Outputs::default(),
+        };
         record(&out, &mut ws);
         ws.alerts += alerts.write(&out)?;
         if !out.policy_hits.is_empty() || !out.violations.is_empty() {
@@ -234,11 +263,8 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
                 })
                 .await;
         }
-        Ok::<_, Error>((
-            ws,
-            LatencySummary::of(&alert_latency),
-            engine.open_violations(),
-        ))
+        let open = engine.as_ref().map_or(0, WindowEngine::open_violations);
+        Ok::<_, Error>((ws, LatencySummary::of(&alert_latency), open))
     });
 
     let sink_config = config.sink.clone();

@@ -77,12 +77,15 @@ struct WindowState {
     hits: HashMap<(usize, String), Agg>,
 }
 
+/// Attack counts of one window by (resource_id, category).
+type AttackCounts = HashMap<(String, String), i64>;
+
 #[derive(Debug)]
 struct PartitionState {
     time: crate::PartitionTime,
     windows: BTreeMap<i64, WindowState>,
     /// The last closed window's attack counts, for the window after it.
-    prev: Option<(i64, HashMap<(String, String), i64>)>,
+    prev: Option<(i64, AttackCounts)>,
 }
 
 #[derive(Debug, Clone)]
@@ -513,11 +516,11 @@ impl WindowEngine {
                     let n = batch_i64(&batch, "hit_count")?;
                     let c = batch
                         .column_by_name("category")
-                        .map(|a| as_strings(a))
+                        .map(as_strings)
                         .transpose()?;
                     let w = batch
                         .column_by_name("workload")
-                        .map(|a| as_strings(a))
+                        .map(as_strings)
                         .transpose()?;
                     let p = batch
                         .column_by_name("prev_count")

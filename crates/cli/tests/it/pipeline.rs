@@ -175,10 +175,16 @@ fn the_bundled_demo_runs_and_lands_in_hive_partitions() {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let archive = dir.path().join("archive");
+    let alerts = dir.path().join("alerts.jsonl");
     let out = ok(rampart()
         .current_dir(&root)
+        .env("RAMPART_ALERTS__PATH", &alerts)
         .args(["run", "--config", "pipelines/demo.toml", "--archive"])
         .arg(&archive));
+    assert!(
+        std::fs::read_to_string(&alerts).unwrap().lines().count() > 0,
+        "the demo raises alerts"
+    );
     let summary = String::from_utf8(out.stdout).unwrap();
     let fixture_lines = input_lines(&root.join("fixtures/demo.jsonl")).len() as u64;
     let counts = query_json(

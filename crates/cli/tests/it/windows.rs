@@ -284,6 +284,17 @@ fn late_count(summary: &str) -> u64 {
         .unwrap_or_else(|| panic!("no `late events <N>` line in the summary:\n{summary}"))
 }
 
+/// The number of batches on the summary's `batch latency` line (`..., N batches)`).
+fn batch_count(summary: &str) -> u64 {
+    summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("batch latency"))
+        .and_then(|l| l.strip_suffix(" batches)"))
+        .and_then(|l| l.rsplit([' ', '(']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `batch latency ... N batches)` line in:\n{summary}"))
+}
+
 /// Typed access to one row of `rampart query --format json`.
 struct JsonRow<'a>(&'a Map<String, Value>);
 
@@ -809,6 +820,10 @@ fn results_do_not_depend_on_batch_size() {
     let (big, small) = (dir.path().join("big"), dir.path().join("small"));
     let big_summary = run(&g.path, &big, NO_ENV);
     let small_summary = run(&g.path, &small, [("RAMPART_SOURCE__READ_CHUNK", "4 KiB")]);
+    assert!(
+        batch_count(&small_summary) > 10 * batch_count(&big_summary),
+        "4 KiB chunks made about as many batches as 1 MiB ones:\n{big_summary}\n{small_summary}"
+    );
     assert_eq!(late_count(&big_summary), expected.late, "1 MiB batches");
     assert_eq!(late_count(&small_summary), expected.late, "4 KiB batches");
     let (big, small) = (read_tables(&big), read_tables(&small));
