@@ -52,6 +52,40 @@ fn histogram(stage: &'static str) -> Result<Histogram<u64>> {
     })
 }
 
+/// Most rows the window stage takes at once when chunks are waiting.
+const WINDOW_BATCH_ROWS: usize = 64 * 1024;
+
+/// `first` and the chunks already waiting behind it, up to [`WINDOW_BATCH_ROWS`] rows,
+/// as one chunk (read at the time of the first).
+fn coalesce(first: DecodedChunk, rx: &mut mpsc::Receiver<DecodedChunk>) -> Result<DecodedChunk> {
+    let mut rows = first.decoded.events.num_rows();
+    if rows >= WINDOW_BATCH_ROWS || rx.is_empty() {
+        return Ok(first);
+    }
+    let read_at = first.read_at;
+    let (mut events, mut dead) = (vec![first.decoded.events], vec![first.decoded.dead_letters]);
+    while rows < WINDOW_BATCH_ROWS {
+        let Ok(next) = rx.try_recv() else { break };
+        rows += next.decoded.events.num_rows();
+        events.push(next.decoded.events);
+        dead.push(next.decoded.dead_letters);
+    }
+    let concat = |batches: Vec<RecordBatch>| -> Result<RecordBatch> {
+        let schema = batches[0].schema();
+        arrow::compute::concat_batches(&schema, &batches).map_err(|e| Error::Stage {
+            stage: "window",
+            message: format!("cannot join batches: {e}"),
+        })
+    };
+    Ok(DecodedChunk {
+        decoded: Decoded {
+            events: concat(events)?,
+            dead_letters: concat(dead)?,
+        },
+        read_at,
+    })
+}
+
 /// The window stage's outputs as archive batches.
 fn result_batches(out: &Outputs) -> Result<Vec<(&'static str, RecordBatch)>> {
     let mut v = Vec::new();
@@ -206,7 +240,10 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
         loop {
             let (out, tables, read_at, started) = tokio::select! {
                 msg = dec_rx.recv() => {
-                    let Some(DecodedChunk { decoded, read_at }) = msg else { break };
+                    let Some(first) = msg else { break };
+                    // Under load several chunks wait: take them together, so the rules
+                    // run once over more rows (results do not depend on batching).
+                    let DecodedChunk { decoded, read_at } = coalesce(first, &mut dec_rx)?;
                     let started = Instant::now();
                     last_input = clock.now_micros();
                     credited = last_input;

@@ -350,7 +350,12 @@ impl WindowEngine {
             let at = cols.ts.value(row);
             for k in remedies {
                 let rule = &self.event_rules[k].info;
-                if let Some(open) = self.open.remove(&(resource.clone(), rule.id.clone())) {
+                let key = (resource.clone(), rule.id.clone());
+                // A remedy that happened before the violation began does not end it.
+                if self.open.get(&key).is_none_or(|o| at < o.opened_at) {
+                    continue;
+                }
+                if let Some(open) = self.open.remove(&key) {
                     out.violations.push(ViolationChange {
                         changed_at: at,
                         resource_id: resource.clone(),

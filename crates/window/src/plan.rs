@@ -98,7 +98,10 @@ pub(crate) enum Expect {
 impl Planner {
     pub(crate) fn new(rules: &RulesConfig) -> Result<Self> {
         // One partition: windows are small, and results must not depend on scheduling.
-        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+        let mut config = SessionConfig::new().with_target_partitions(1);
+        // Spans let planning errors (unknown column, ...) name their line and column.
+        config.options_mut().sql_parser.collect_spans = true;
+        let ctx = SessionContext::new_with_config(config);
         let events = SwapTable::new(rule_events_schema());
         let attack_counts = SwapTable::new(attack_counts_schema());
         let prev_attack_counts = SwapTable::new(prev_attack_counts_schema());

@@ -6,6 +6,7 @@ mod external;
 mod pipeline;
 mod query;
 mod reconstruct;
+mod rules;
 mod windows;
 
 use std::path::{Path, PathBuf};

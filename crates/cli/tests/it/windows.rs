@@ -683,11 +683,13 @@ mod reference {
             .collect()
     }
 
-    /// Remedies first (late events too), then hits (on-time events only).
+    /// Remedies first (late events too, but never one that happened before the
+    /// violation began), then hits (on-time events only).
     fn track_violations(e: &Event, on_time: bool, open: &mut Open, rows: &mut Vec<Violation>) {
         for rule in VIOLATION_RULES {
             let key = (e.resource_id.clone(), rule);
             if e.is_remedy(rule)
+                && open.get(&key).is_some_and(|o| e.ts >= o.opened_at.0)
                 && let Some(opening) = open.remove(&key)
             {
                 rows.push(Violation {

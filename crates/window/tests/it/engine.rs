@@ -1,0 +1,315 @@
+//! The engine's contract (spec §2): lateness, independence of batch sizes, idle
+//! partitions, windows closing as event time passes, and state freed once closed.
+
+use rampart_window::ViolationState;
+
+use crate::*;
+
+#[tokio::test]
+async fn a_late_event_is_counted_and_joins_no_window() {
+    let mut h = Harness::new().await;
+    // Event time is per partition: partition 1 being far ahead makes nothing late on 0.
+    let mut out = h.feed(1, &[ev("00:30", "elsewhere", "vm", "auth")]).await;
+    let events = [
+        // max 00:05:59, wm 00:04:59: the 00:00 window (end 00:05) still takes events.
+        ev("00:05:59", "other", "vm", "auth"),
+        ev("00:04:30", "on-time", "storage", "brute_force"),
+        // max 00:06:00, wm 00:05:00, the 00:00 window's end: late from now on.
+        ev("00:06:00", "other", "vm", "auth"),
+        ev("00:04:59", "late", "storage", "brute_force"),
+        ev("00:01:00", "late", "database", "ddos"),
+    ];
+    out.extend(h.feed(0, &events).await);
+    assert_eq!(out.late, 2);
+    out.extend(h.close_all().await);
+    assert_eq!(out.late, 2);
+
+    // Neither a count nor a hit: only the on-time event is in the 00:00 window.
+    let rates: Vec<(i64, &str, &str, i64)> = out
+        .attack_rates
+        .iter()
+        .map(|r| {
+            (
+                r.window_start,
+                r.resource_id.as_str(),
+                r.category.as_str(),
+                r.event_count,
+            )
+        })
+        .collect();
+    assert_eq!(rates, [(at("00:00"), "on-time", "brute_force", 1)]);
+    assert_hits(
+        &out,
+        "unclassified_data",
+        "late",
+        vec![hit("00:00", "on-time", 1)],
+    );
+    let opened: Vec<&str> = out
+        .violations
+        .iter()
+        .map(|v| v.resource_id.as_str())
+        .collect();
+    assert_eq!(opened, ["on-time"]);
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[self.below(from.len() as u64) as usize]
+    }
+}
+
+/// A stream over 35 minutes on two partitions with hits of every rule, violations
+/// opened and resolved, and late events: each event arrives up to 3 minutes after its
+/// time. In arrival order, with the partition of each event (by resource).
+fn disordered_stream() -> Vec<(i32, Ev)> {
+    let mut rng = Rng(0x5eed);
+    let mut events = Vec::new();
+    // Rising attacks, for attack_increase.
+    for (i, n) in [10, 13, 17, 22, 28, 36, 20].into_iter().enumerate() {
+        let w = [
+            "00:00", "00:05", "00:10", "00:15", "00:20", "00:25", "00:30",
+        ][i];
+        events.extend(burst(n, w, ev(w, "vm-1", "vm", "brute_force")));
+        events.extend(burst(n, w, ev(w, "net-1", "network", "ddos")));
+    }
+    // Everything else, one event every 5 seconds.
+    for k in 0..(35 * 12) {
+        let e = ev("00:00", "", "", "").plus(k * 5 * SECOND);
+        let e = match rng.below(4) {
+            0 => Ev {
+                resource: rng.pick(&["st-1", "st-2", "st-3"]),
+                resource_type: "storage",
+                category: rng.pick(&["data_access", "classification_change"]),
+                classification: rng.pick(&[None, Some(""), Some("internal")]),
+                ..e
+            },
+            1 => Ev {
+                resource: rng.pick(&["vm-1", "vm-2"]),
+                resource_type: "vm",
+                category: rng.pick(&["malware", "vulnerability", "patch", "patch"]),
+                patched: rng.pick(&[None, Some(false), Some(true), Some(true)]),
+                ..e
+            },
+            2 => Ev {
+                resource: rng.pick(&["net-1", "net-2"]),
+                resource_type: "network",
+                category: rng.pick(&["network_access", "brute_force", "ddos"]),
+                policy_allowed: rng.pick(&[None, Some(false), Some(true)]),
+                ..e
+            },
+            _ => Ev {
+                resource: rng.pick(&["vm-2", "vm-3"]),
+                resource_type: "vm",
+                category: "auth",
+                ..e
+            },
+        };
+        events.push(e.workload(rng.pick(&["a", "b"])));
+    }
+    let mut arriving: Vec<(i64, i32, Ev)> = events
+        .into_iter()
+        .map(|e| {
+            let delay = rng.below(3 * 60) as i64 * SECOND;
+            let partition = i32::from(e.resource.ends_with('2'));
+            (e.ts + delay, partition, e)
+        })
+        .collect();
+    arriving.sort_by_key(|(arrival, _, _)| *arrival);
+    arriving.into_iter().map(|(_, p, e)| (p, e)).collect()
+}
+
+/// `out` with its rows in a canonical order.
+fn sorted(mut out: Outputs) -> Outputs {
+    out.attack_rates.sort_by_key(|r| format!("{r:?}"));
+    out.policy_hits.sort_by_key(|r| format!("{r:?}"));
+    out.violations.sort_by_key(|r| format!("{r:?}"));
+    out
+}
+
+/// Feeds `stream` (line `i + 1` is `stream[i]`) in batches cut by `cut`: given an event's
+/// index and the size of its partition's pending batch, whether to send the batch after it.
+async fn feed_cut(stream: &[(i32, Ev)], mut cut: impl FnMut(usize, usize) -> bool) -> Outputs {
+    let mut h = Harness::new().await;
+    let mut out = Outputs::default();
+    let mut pending: [Vec<(i64, &Ev)>; 2] = [Vec::new(), Vec::new()];
+    for (i, (p, e)) in stream.iter().enumerate() {
+        let pending = &mut pending[*p as usize];
+        pending.push((i as i64 + 1, e));
+        if cut(i, pending.len()) {
+            let b = batch(pending.drain(..));
+            out.extend(h.engine.process(*p, &b).await.expect("process"));
+        }
+    }
+    for (p, rest) in pending.iter_mut().enumerate() {
+        if !rest.is_empty() {
+            let b = batch(rest.drain(..));
+            out.extend(h.engine.process(p as i32, &b).await.expect("process"));
+        }
+    }
+    out.extend(h.close_all().await);
+    sorted(out)
+}
+
+#[tokio::test]
+async fn results_do_not_depend_on_how_events_are_cut_into_batches() {
+    let stream = disordered_stream();
+    let whole = feed_cut(&stream, |_, _| false).await;
+
+    // The stream exercises everything.
+    assert!(whole.late > 0, "no late events");
+    for rule in [
+        "attack_increase",
+        "unclassified_data",
+        "security_health",
+        "network_vulnerability",
+    ] {
+        assert!(
+            whole.policy_hits.iter().any(|h| h.rule_id == rule),
+            "no {rule} hits"
+        );
+    }
+    for state in [ViolationState::Open, ViolationState::Resolved] {
+        assert!(
+            whole.violations.iter().any(|v| v.state == state),
+            "no {state:?} violations"
+        );
+    }
+
+    let one_by_one = feed_cut(&stream, |_, _| true).await;
+    assert_eq!(one_by_one, whole, "one event per batch");
+    for seed in [1, 2, 3] {
+        let mut rng = Rng(seed);
+        let mut target = 1 + rng.below(60) as usize;
+        let split = feed_cut(&stream, |_, len| {
+            let done = len >= target;
+            if done {
+                target = 1 + rng.below(60) as usize;
+            }
+            done
+        })
+        .await;
+        assert_eq!(split, whole, "random batches, seed {seed}");
+    }
+}
+
+#[tokio::test]
+async fn an_idle_partition_closes_its_windows_and_later_events_for_them_are_late() {
+    let mut h = Harness::new().await;
+    assert_eq!(
+        h.idle(0, 10 * MINUTE).await,
+        Outputs::default(),
+        "no partition yet"
+    );
+    let out = h
+        .feed(0, &[ev("00:07", "st-1", "storage", "data_access")])
+        .await;
+    assert_eq!(out.windows_closed, 0);
+
+    // The 00:05 window closes when 00:07 + idle - 1 min >= 00:10: after 4 minutes.
+    let out = h.idle(0, 4 * MINUTE - SECOND).await;
+    assert_eq!((out.windows_closed, out.policy_hits.len()), (0, 0));
+    assert_eq!(h.engine.open_windows(), 1);
+    let out = h.idle(0, SECOND).await;
+    assert_eq!(out.windows_closed, 1);
+    assert_hits(
+        &out,
+        "unclassified_data",
+        "closed by idleness",
+        vec![hit("00:05", "st-1", 1)],
+    );
+    assert_eq!(h.engine.open_windows(), 0);
+
+    // An event for the closed window is late; one for the next window is not.
+    let mut out = h
+        .feed(
+            0,
+            &[
+                ev("00:09:59", "st-1", "storage", "data_access"),
+                ev("00:10:00", "st-1", "storage", "data_access"),
+            ],
+        )
+        .await;
+    assert_eq!(out.late, 1);
+    out.extend(h.close_all().await);
+    assert_hits(
+        &out,
+        "unclassified_data",
+        "after idleness",
+        vec![hit("00:10", "st-1", 1)],
+    );
+}
+
+#[tokio::test]
+async fn windows_close_as_event_time_passes_their_end_plus_lateness() {
+    let mut h = Harness::new().await;
+    let out = h
+        .feed(0, &burst(3, "00:00", ev("00:00", "vm-1", "vm", "ddos")))
+        .await;
+    assert!(out.attack_rates.is_empty());
+    // 00:05:59 - 1 min < 00:05: still open.
+    let out = h.feed(0, &[ev("00:05:59", "vm-1", "vm", "ddos")]).await;
+    assert_eq!(out.windows_closed, 0);
+    assert!(out.attack_rates.is_empty());
+    // 00:06:00 - 1 min = 00:05: closed, before any close_all.
+    let out = h.feed(0, &[ev("00:06:00", "vm-2", "vm", "auth")]).await;
+    assert_eq!(out.windows_closed, 1);
+    let rates: Vec<_> = out
+        .attack_rates
+        .iter()
+        .map(|r| {
+            (
+                r.window_start,
+                r.window_end,
+                r.resource_id.as_str(),
+                r.category.as_str(),
+                r.event_count,
+                r.rate_per_min,
+            )
+        })
+        .collect();
+    assert_eq!(rates, [(at("00:00"), at("00:05"), "vm-1", "ddos", 3, 0.6)]);
+    // The 00:05 window is left for the end of the run.
+    let out = h.close_all().await;
+    assert_eq!(out.windows_closed, 1);
+    assert_eq!(out.attack_rates.len(), 1);
+    assert_eq!(out.attack_rates[0].window_start, at("00:05"));
+}
+
+#[tokio::test]
+async fn closed_windows_are_freed() {
+    let mut h = Harness::new().await;
+    h.feed(0, &[ev("00:01", "vm-1", "vm", "brute_force")]).await;
+    h.feed(1, &[ev("00:01", "vm-2", "vm", "malware")]).await;
+    assert_eq!(h.engine.open_windows(), 2, "one window on each partition");
+    h.feed(0, &[ev("00:05:30", "vm-1", "vm", "brute_force")])
+        .await;
+    assert_eq!(h.engine.open_windows(), 3);
+    h.feed(0, &[ev("00:06:00", "vm-1", "vm", "brute_force")])
+        .await;
+    assert_eq!(
+        h.engine.open_windows(),
+        2,
+        "partition 0's 00:00 window is closed; partition 1's is not"
+    );
+
+    // A long run in time order never holds more than the windows within the lateness.
+    let mut most = 0;
+    for minute in 7..(10 * 60) {
+        let e = ev("00:00", "vm-1", "vm", "ddos").plus(minute * MINUTE);
+        h.feed(0, &[e]).await;
+        most = most.max(h.engine.open_windows());
+    }
+    assert_eq!(most, 3, "partition 0: at most 2 windows, partition 1: 1");
+    h.close_all().await;
+    assert_eq!(h.engine.open_windows(), 0);
+}
