@@ -341,12 +341,91 @@ fn parse_ts(text: &str) -> Result<(i64, bool), Rejection> {
             ),
         )
     };
+    if let Some(micros) = canonical_utc_micros(text) {
+        return Ok((micros, true));
+    }
     let parsed = DateTime::parse_from_rfc3339(text).map_err(|_| invalid())?;
     let micros = parsed.timestamp_micros();
     let canonical = DateTime::<Utc>::from_timestamp_micros(micros)
         .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true) == text)
         .unwrap_or(false);
     Ok((micros, canonical))
+}
+
+/// The fast path for the common case: `text` is exactly the canonical UTC rendering of a
+/// microsecond timestamp (`YYYY-MM-DDTHH:MM:SS[.mmm|.uuuuuu]Z`, as chrono's `AutoSi`
+/// writes it: no fraction when it is zero, 3 digits when the microseconds are whole
+/// milliseconds, else 6). Anything else, valid or not, returns `None` and takes the
+/// general path.
+fn canonical_utc_micros(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if !matches!(b.len(), 20 | 24 | 27) || b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        b.get(range)?.iter().try_fold(0i64, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    };
+    if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let micros_frac = match b.len() {
+        20 => 0,
+        24 => {
+            let ms = (b[19] == b'.').then(|| digits(20..23))??;
+            if ms == 0 {
+                return None; // canonical form would have no fraction
+            }
+            ms * 1000
+        }
+        _ => {
+            let us = (b[19] == b'.').then(|| digits(20..26))??;
+            if us % 1000 == 0 {
+                return None; // canonical form would have 3 digits or none
+            }
+            us
+        }
+    };
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > month_days[(month - 1) as usize]
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    // Days since the epoch of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    Some(secs * 1_000_000 + micros_frac)
 }
 
 fn json_type(text: &str) -> &'static str {
@@ -579,6 +658,68 @@ mod tests {
         match parse(msg.as_bytes(), usize::MAX) {
             Ok(e) => assert!(e.extra.unwrap().len() > 200_000),
             Err(r) => assert_eq!(r.reason, NotJson),
+        }
+    }
+
+    /// The general path, for comparison with the fast one.
+    fn slow_ts(text: &str) -> Option<(i64, bool)> {
+        let parsed = DateTime::parse_from_rfc3339(text).ok()?;
+        let micros = parsed.timestamp_micros();
+        let canonical = DateTime::<Utc>::from_timestamp_micros(micros)
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true) == text)
+            .unwrap_or(false);
+        Some((micros, canonical))
+    }
+
+    #[test]
+    fn the_fast_timestamp_path_agrees_with_chrono() {
+        let fixed = [
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T23:59:59.999Z",
+            "1900-02-29T00:00:00Z",
+            "2100-02-28T12:00:00.000001Z",
+            "2024-12-31T23:59:59.123456Z",
+            "2024-12-31T23:59:59.120Z",
+            "2024-12-31T23:59:59.000Z",
+            "2024-12-31T23:59:59.123000Z",
+            "2024-12-31T23:59:59.000000Z",
+            "2024-13-01T00:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T23:60:00Z",
+            "2024-01-01T23:59:60Z",
+            "2024-01-01 23:59:59Z",
+            "2024-01-01T23:59:59z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999Z",
+            "2024-01-01T23:59:5aZ",
+            "2024-01-01T23:59:59.12aZ",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut random = Vec::new();
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let micros = (x % 8_000_000_000_000_000) as i64 - 1_000_000_000_000_000;
+            let t = DateTime::<Utc>::from_timestamp_micros(micros).unwrap();
+            random.push(t.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+            random.push(t.to_rfc3339_opts(SecondsFormat::Millis, true));
+            random.push(t.to_rfc3339_opts(SecondsFormat::Micros, true));
+            random.push(t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        }
+        for text in fixed.iter().map(|s| s.to_string()).chain(random) {
+            let fast = canonical_utc_micros(&text);
+            let slow = slow_ts(&text);
+            match fast {
+                Some(m) => assert_eq!(slow, Some((m, true)), "{text}"),
+                None => assert!(
+                    !matches!(slow, Some((_, true))),
+                    "{text}: canonical but missed"
+                ),
+            }
+            // Whatever path is taken, parse_ts must give chrono's answer.
+            assert_eq!(parse_ts(&text).ok(), slow, "{text}");
         }
     }
 

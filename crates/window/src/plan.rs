@@ -130,9 +130,8 @@ impl Planner {
         let sql = sql
             .replace("$increase_pct", &self.increase_pct.to_string())
             .replace("$min_baseline", &self.min_baseline.to_string());
-        let plan = self
-            .ctx
-            .state()
+        let state = self.ctx.state();
+        let plan = state
             .create_logical_plan(&sql)
             .await
             .map_err(|e| plan_error(path, &e))?;
@@ -200,7 +199,8 @@ impl Planner {
                 });
             }
         }
-        Ok(plan)
+        // Optimize once here; each run only plans the physical side over the rows it has.
+        state.optimize(&plan).map_err(|e| plan_error(path, &e))
     }
 
     /// Plans a rule's query and, for a violation rule, its remedy.
