@@ -43,6 +43,9 @@ pub struct FileSource {
     buf: BytesMut,
     next_line: u64,
     eof: bool,
+    /// A live stream (stdin): hand on whole lines as soon as they arrive instead of
+    /// waiting for a full chunk.
+    eager: bool,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -72,14 +75,18 @@ impl FileSource {
         Ok(Self::from_reader(label, reader, chunk_bytes))
     }
 
-    /// A source over any reader, labelled `label` in `source_file`.
+    /// A source over any reader, labelled `label` in `source_file`. The label `-`
+    /// (standard input) makes it a live stream: lines are handed on as soon as they
+    /// arrive, not when a chunk is full.
     pub fn from_reader(
         label: impl Into<Arc<str>>,
         reader: Box<dyn AsyncRead + Send + Unpin>,
         chunk_bytes: usize,
     ) -> Self {
+        let path: Arc<str> = label.into();
         Self {
-            path: label.into(),
+            eager: path.as_ref() == "-",
+            path,
             reader,
             chunk_bytes: chunk_bytes.max(1),
             buf: BytesMut::with_capacity(chunk_bytes.max(1)),
@@ -96,7 +103,8 @@ impl FileSource {
     /// The next chunk of whole lines, or `None` at the end of the source.
     pub async fn next_chunk(&mut self) -> Result<Option<LineChunk>> {
         loop {
-            if self.buf.len() >= self.chunk_bytes || self.eof {
+            let lines_waiting = self.eager && self.buf.contains(&b'\n');
+            if self.buf.len() >= self.chunk_bytes || self.eof || lines_waiting {
                 let split_at = if self.eof {
                     self.buf.len()
                 } else {
@@ -125,7 +133,8 @@ impl FileSource {
         }
     }
 
-    /// Reads until the buffer holds `target` bytes or the source ends.
+    /// Reads until the buffer holds `target` bytes or the source ends; a live stream
+    /// reads once, so that what has arrived is not held back.
     async fn fill(&mut self, target: usize) -> Result<()> {
         while self.buf.len() < target && !self.eof {
             self.buf.reserve(target - self.buf.len());
@@ -140,6 +149,9 @@ impl FileSource {
                 })?;
             if n == 0 {
                 self.eof = true;
+            }
+            if self.eager {
+                break;
             }
         }
         Ok(())
@@ -198,6 +210,33 @@ mod tests {
             }
             assert_eq!(lines, ["a", "bb", "ccc", "dddd", "e"], "chunk size {size}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_live_stream_hands_on_lines_as_they_arrive() {
+        use tokio::io::AsyncWriteExt;
+        let (mut tx, rx) = tokio::io::duplex(1024);
+        let mut src = FileSource::from_reader("-", Box::new(rx), 1 << 20);
+        tx.write_all(b"one\ntw").await.unwrap();
+        let c = src.next_chunk().await.unwrap().unwrap();
+        assert_eq!(
+            c.lines().collect::<Vec<_>>(),
+            [&b"one"[..]],
+            "not held for a full chunk"
+        );
+        tx.write_all(b"o\nthree").await.unwrap();
+        drop(tx);
+        let c = src.next_chunk().await.unwrap().unwrap();
+        assert_eq!(
+            (c.first_line, c.lines().collect::<Vec<_>>()),
+            (2, vec![&b"two"[..]])
+        );
+        let c = src.next_chunk().await.unwrap().unwrap();
+        assert_eq!(
+            (c.first_line, c.lines().collect::<Vec<_>>()),
+            (3, vec![&b"three"[..]])
+        );
+        assert!(src.next_chunk().await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -120,7 +120,6 @@ struct DecodeCounts {
 /// Runs the pipeline described by `config` until its source ends (or a signal stops it).
 pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
     config.validate()?;
-    let started = Instant::now();
     let source_url = config
         .source
         .url
@@ -130,9 +129,23 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
             message: "no source given: pass --source FILE (or - for stdin), or set url in [source]"
                 .into(),
         })?;
-    let archive = store::open(&config.archive.url, config.archive.options.clone())?;
     let chunk_bytes = usize::try_from(config.source.read_chunk.as_u64()).unwrap_or(1 << 20);
-    let mut source = FileSource::open(&source_url, chunk_bytes).await?;
+    let source = FileSource::open(&source_url, chunk_bytes).await?;
+    // Standard input is a live stream: a silent one advances its event time (idle timeout).
+    let live = source.label().as_ref() == "-";
+    run_source(config, options, source, live).await
+}
+
+/// Runs the pipeline over an opened source; `live` sources close the windows of a silent
+/// partition after `window.idle-timeout`.
+pub(crate) async fn run_source(
+    config: &Config,
+    options: RunOptions,
+    mut source: FileSource,
+    live: bool,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let archive = store::open(&config.archive.url, config.archive.options.clone())?;
     let source_label = source.label().to_string();
     let mut engine = if config.rules.enabled {
         let open = crate::violations::open_violations(&archive).await?;
@@ -141,8 +154,6 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
         None
     };
     let mut alerts = AlertSink::open(&config.alerts.path)?;
-    // Standard input is a live stream: a silent one advances its event time (idle timeout).
-    let live = source_label == "-";
     let idle_timeout = i64::try_from(config.window.idle_timeout.as_micros()).unwrap_or(i64::MAX);
     info!(
         source = %source_label,
@@ -420,5 +431,100 @@ async fn shutdown_signal(enabled: bool) {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_core::ManualClock;
+    use tokio::io::AsyncWriteExt;
+
+    const T0: i64 = 1_793_491_200_000_000; // 2026-11-01T00:00:00Z
+
+    fn event(ts: &str, resource: &str) -> String {
+        format!(
+            r#"{{"ts":"{ts}","resource_id":"{resource}","resource_type":"network","category":"network_access","policy_allowed":false}}"#
+        ) + "\n"
+    }
+
+    /// Polls `done` while the stages run (the idle clock is the manual one; this only
+    /// waits for the pipeline's one-second ticks to look at it).
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..400 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_live_source_closes_its_windows_after_the_idle_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let sql = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql");
+        let alerts = dir.path().join("alerts.jsonl");
+        let mut config = Config::default();
+        config.source.url = Some("-".into());
+        config.archive.url = dir.path().join("archive").to_string_lossy().into_owned();
+        config.rules.dir = sql.join("rules").to_string_lossy().into_owned();
+        config.rules.window_sql = sql
+            .join("windows/attack_counts.sql")
+            .to_string_lossy()
+            .into_owned();
+        config.alerts.path = alerts.to_string_lossy().into_owned();
+        let clock = Arc::new(ManualClock::new(T0));
+        let options = RunOptions {
+            until_end: false,
+            clock: Arc::clone(&clock) as Arc<dyn Clock>,
+            handle_signals: false,
+        };
+        let (mut input, reader) = tokio::io::duplex(1 << 16);
+        let source = FileSource::from_reader("-", Box::new(reader), 4096);
+        let run = SpawnedTask::spawn("test run", async move {
+            run_source(&config, options, source, true).await
+        });
+        let alert_lines = || std::fs::read_to_string(&alerts).map_or(0, |s| s.lines().count());
+
+        // A hit in the window [00:00, 00:05); its partition's event time is 00:04:50.
+        input
+            .write_all(event("2026-11-01T00:04:50Z", "nsg-1").as_bytes())
+            .await
+            .unwrap();
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            alert_lines(),
+            0,
+            "the window is open: nothing to report yet"
+        );
+
+        // 29 s of silence: under the idle timeout, nothing moves.
+        clock.advance(29_000_000);
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(alert_lines(), 0, "under the idle timeout");
+
+        // 2 min of silence in all: event time 00:06:50, watermark 00:05:50 >= 00:05.
+        clock.advance(91_000_000);
+        until("the idle window to close", || alert_lines() == 1).await;
+        let alert = std::fs::read_to_string(&alerts).unwrap();
+        assert!(
+            alert.contains("network_vulnerability") && alert.contains("nsg-1"),
+            "{alert}"
+        );
+
+        // An event for the window closed by idleness is late.
+        input
+            .write_all(event("2026-11-01T00:04:55Z", "nsg-2").as_bytes())
+            .await
+            .unwrap();
+        drop(input);
+        let summary = run.join().await.unwrap().unwrap();
+        assert_eq!(summary.windows.late, 1);
+        assert_eq!(summary.windows.policy_hits, 1, "the late event is no hit");
     }
 }
