@@ -1,7 +1,7 @@
 //! The window engine: per-partition watermarks, window state, rules and violations.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -20,36 +20,8 @@ use crate::plan::{
 use crate::rules::{Rule, RuleKind, load_dir};
 use crate::{Error, Result};
 
-/// What the engine knows of a loaded rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleInfo {
-    pub id: String,
-    pub version: i32,
-    pub kind: RuleKind,
-    pub action: String,
-    pub description: String,
-    pub violation: bool,
-    pub remedy: Option<String>,
-    pub path: PathBuf,
-}
-
-impl From<&Rule> for RuleInfo {
-    fn from(r: &Rule) -> Self {
-        Self {
-            id: r.id.clone(),
-            version: r.version,
-            kind: r.kind,
-            action: r.action.clone(),
-            description: r.description.clone(),
-            violation: r.violation,
-            remedy: r.remedy.clone(),
-            path: r.path.clone(),
-        }
-    }
-}
-
 struct Planned {
-    info: RuleInfo,
+    info: Rule,
     plan: LogicalPlan,
     remedy: Option<LogicalPlan>,
 }
@@ -88,6 +60,17 @@ struct PartitionState {
     prev: Option<(i64, AttackCounts)>,
 }
 
+impl PartitionState {
+    /// Starts of the open windows (of `size`) that the watermark has passed, ascending.
+    fn closed_windows(&self, size: i64) -> Vec<i64> {
+        self.windows
+            .keys()
+            .take_while(|s| self.time.is_closed(**s + size))
+            .copied()
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone)]
 struct OpenViolation {
     opened_at: i64,
@@ -99,7 +82,7 @@ struct OpenViolation {
 
 /// Loads and plans every rule: the `[rules]` directory and the window aggregation.
 /// Returns all errors, not just the first.
-pub async fn check_rules(rules: &RulesConfig) -> std::result::Result<Vec<RuleInfo>, Vec<Error>> {
+pub async fn check_rules(rules: &RulesConfig) -> std::result::Result<Vec<Rule>, Vec<Error>> {
     let planner = Planner::new(rules).map_err(|e| vec![e])?;
     let window_sql = Path::new(&rules.window_sql);
     let mut errors = Vec::new();
@@ -122,7 +105,7 @@ pub async fn check_rules(rules: &RulesConfig) -> std::result::Result<Vec<RuleInf
                 match file {
                     Err(e) => errors.push(e),
                     Ok(rule) => match planner.plan_rule(&rule).await {
-                        Ok(_) => infos.push(RuleInfo::from(&rule)),
+                        Ok(_) => infos.push(rule),
                         Err(e) => errors.push(e),
                     },
                 }
@@ -190,12 +173,13 @@ impl WindowEngine {
         let (mut event_rules, mut window_rules) = (Vec::new(), Vec::new());
         for rule in load_dir(Path::new(&rules.dir))? {
             let (plan, remedy) = planner.plan_rule(&rule).await?;
+            let kind = rule.kind;
             let planned = Planned {
-                info: RuleInfo::from(&rule),
+                info: rule,
                 plan,
                 remedy,
             };
-            match rule.kind {
+            match kind {
                 RuleKind::Event => event_rules.push(planned),
                 RuleKind::Window => window_rules.push(planned),
             }
@@ -229,7 +213,7 @@ impl WindowEngine {
     }
 
     /// The loaded rules, event rules first.
-    pub fn rules(&self) -> impl Iterator<Item = &RuleInfo> {
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.event_rules
             .iter()
             .chain(&self.window_rules)
@@ -401,12 +385,7 @@ impl WindowEngine {
             }
         }
 
-        let closing: Vec<i64> = state
-            .windows
-            .keys()
-            .take_while(|s| state.time.is_closed(**s + size))
-            .copied()
-            .collect();
+        let closing = state.closed_windows(size);
         out.extend(self.close(partition, &closing).await?);
         Ok(out)
     }
@@ -433,12 +412,7 @@ impl WindowEngine {
             return Ok(Outputs::default());
         };
         state.time.advance_idle(micros);
-        let closing: Vec<i64> = state
-            .windows
-            .keys()
-            .take_while(|s| state.time.is_closed(**s + size))
-            .copied()
-            .collect();
+        let closing = state.closed_windows(size);
         self.close(partition, &closing).await
     }
 

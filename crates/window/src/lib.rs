@@ -36,7 +36,7 @@ mod watermark;
 
 use std::time::Duration;
 
-pub use engine::{RuleInfo, WindowEngine, check_rules};
+pub use engine::{WindowEngine, check_rules};
 pub use error::{Error, Result};
 pub use output::{AttackRate, Outputs, PolicyHit, ViolationChange, ViolationState};
 pub use plan::{attack_counts_schema, columns, prev_attack_counts_schema, rule_events_schema};

@@ -77,7 +77,21 @@ pub(crate) fn generate(dir: &Path, name: &str, cfg: GenConfig) -> Generated {
 
 /// `rampart run --source SOURCE --archive ARCHIVE`, asserting success; returns stdout.
 pub(crate) fn run_pipeline(source: &Path, archive: &Path) -> String {
+    run_pipeline_env(source, archive, [] as [(&str, &str); 0])
+}
+
+/// [`run_pipeline`] with `env` (`RAMPART_*` settings) set.
+pub(crate) fn run_pipeline_env<K, V>(
+    source: &Path,
+    archive: &Path,
+    env: impl IntoIterator<Item = (K, V)>,
+) -> String
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
     let out = ok(rampart()
+        .envs(env)
         .arg("run")
         .arg("--source")
         .arg(source)
@@ -85,6 +99,16 @@ pub(crate) fn run_pipeline(source: &Path, archive: &Path) -> String {
         .arg(archive)
         .arg("--until-end"));
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// The number after `label` on its line of a run's summary (`late events      3`).
+pub(crate) fn summary_count(summary: &str, label: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `{label} <N>` line in the summary:\n{summary}"))
 }
 
 /// `rampart query --format json`, parsed.

@@ -19,14 +19,7 @@ fn counts_equal_the_generators_ground_truth() {
     assert!(g.stats.bad_total() > 200, "{:?}", g.stats);
     let archive = dir.path().join("archive");
     let summary = run_pipeline(&g.path, &archive);
-    let reported = |label: &str| -> u64 {
-        summary
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(label))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no `{label}` in summary:\n{summary}"))
-    };
+    let reported = |label: &str| summary_count(&summary, label);
     assert_eq!(reported("accepted"), g.stats.good);
     assert_eq!(reported("dead-lettered"), g.stats.bad_total());
     assert_eq!(reported("messages"), 30_000);

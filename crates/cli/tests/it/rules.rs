@@ -195,12 +195,7 @@ fn run_refuses_a_rule_that_does_not_plan() {
 
 /// The number on the summary's `late events` line.
 fn late_count(summary: &str) -> u64 {
-    summary
-        .lines()
-        .find_map(|l| l.trim_start().strip_prefix("late events"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no `late events <N>` line in the summary:\n{summary}"))
+    summary_count(summary, "late events")
 }
 
 #[test]

@@ -254,34 +254,19 @@ fn assert_same_tables(what: &str, actual: &Tables, expected: &Tables) {
 /// Without `RAMPART_*` settings: the built-in defaults.
 const NO_ENV: [(&str, &str); 0] = [];
 
-/// `rampart run --source SOURCE --archive ARCHIVE --until-end` from the repository root
-/// (where the rule files live) with `env` set; returns the summary.
+/// `rampart run` from the repository root (where the rule files live) with `env` set;
+/// returns the summary.
 fn run<K, V>(source: &Path, archive: &Path, env: impl IntoIterator<Item = (K, V)>) -> String
 where
     K: AsRef<OsStr>,
     V: AsRef<OsStr>,
 {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = ok(rampart()
-        .current_dir(root)
-        .envs(env)
-        .arg("run")
-        .arg("--source")
-        .arg(source)
-        .arg("--archive")
-        .arg(archive)
-        .arg("--until-end"));
-    String::from_utf8(out.stdout).unwrap()
+    run_pipeline_env(source, archive, env)
 }
 
 /// The number on the summary's `late events` line.
 fn late_count(summary: &str) -> u64 {
-    summary
-        .lines()
-        .find_map(|l| l.trim_start().strip_prefix("late events"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no `late events <N>` line in the summary:\n{summary}"))
+    summary_count(summary, "late events")
 }
 
 /// The number of batches on the summary's `batch latency` line (`..., N batches)`).
