@@ -152,13 +152,7 @@ impl WindowEngine {
         rules: &RulesConfig,
         open_violations: Vec<ViolationChange>,
     ) -> Result<Self> {
-        let size = i64::try_from(window.size.as_micros()).unwrap_or(0);
-        if size <= 0 {
-            return Err(Error::Size {
-                size: window.size,
-                message: "must be at least 1 microsecond".into(),
-            });
-        }
+        let size = crate::WindowAssigner::new(window.size)?.size_micros();
         let lateness = i64::try_from(window.allowed_lateness.as_micros()).unwrap_or(i64::MAX);
         let planner = Planner::new(rules)?;
         let window_sql_path = Path::new(&rules.window_sql);
@@ -252,10 +246,11 @@ impl WindowEngine {
         // Lateness, event by event, in arrival order.
         let mut starts = Vec::with_capacity(n);
         let mut on_time: Vec<u32> = Vec::with_capacity(n);
+        let assigner = crate::WindowAssigner::from_micros(size);
         for (i, ts) in cols.ts.values().iter().enumerate() {
-            let start = ts - ts.rem_euclid(size);
+            let (start, end) = assigner.window_of(*ts);
             starts.push(start);
-            if state.time.observe(*ts, start + size) {
+            if state.time.observe(*ts, end) {
                 out.late += 1;
             } else {
                 on_time.push(i as u32);

@@ -63,6 +63,11 @@ impl WindowAssigner {
         Ok(Self { size_micros })
     }
 
+    /// An assigner for windows of `size_micros` (> 0) microseconds.
+    pub(crate) fn from_micros(size_micros: i64) -> Self {
+        Self { size_micros }
+    }
+
     /// Window size in microseconds.
     pub fn size_micros(&self) -> i64 {
         self.size_micros
