@@ -247,7 +247,8 @@ mod tests {
     use rampart_core::layout::MICROS_PER_HOUR;
     use rampart_core::{ManualClock, schema};
 
-    /// The same suite runs against every store.
+    /// The same suite runs against every store: the local disk, memory, and the real
+    /// S3-compatible server that scripts/test.sh starts (required when it says so).
     fn stores() -> Vec<(&'static str, Location, Option<tempfile::TempDir>)> {
         let dir = tempfile::tempdir().unwrap();
         let local =
@@ -258,7 +259,38 @@ mod tests {
             store: Arc::new(InMemory::new()),
             prefix: Path::from("archive"),
         };
-        vec![("local", local, Some(dir)), ("memory", memory, None)]
+        let mut stores = vec![("local", local, Some(dir)), ("memory", memory, None)];
+        match std::env::var("RAMPART_TEST_S3_ENDPOINT") {
+            Ok(endpoint) => {
+                let bucket = std::env::var("RAMPART_TEST_S3_BUCKET").unwrap();
+                // A fresh prefix per call: tests share the bucket.
+                let prefix = format!("sink-{}", uuid::Uuid::now_v7().simple());
+                let s3 = rampart_core::store::open(
+                    &format!("s3://{bucket}/{prefix}"),
+                    [
+                        ("aws_endpoint", endpoint),
+                        ("aws_allow_http", "true".into()),
+                        ("aws_virtual_hosted_style_request", "false".into()),
+                        (
+                            "aws_access_key_id",
+                            std::env::var("AWS_ACCESS_KEY_ID").unwrap(),
+                        ),
+                        (
+                            "aws_secret_access_key",
+                            std::env::var("AWS_SECRET_ACCESS_KEY").unwrap(),
+                        ),
+                        ("aws_region", "us-east-1".into()),
+                    ],
+                )
+                .unwrap();
+                stores.push(("s3", s3, None));
+            }
+            Err(_) => assert!(
+                std::env::var_os("RAMPART_REQUIRE_SERVICES").is_none(),
+                "RAMPART_REQUIRE_SERVICES is set but no S3 server is: run scripts/test.sh"
+            ),
+        }
+        stores
     }
 
     /// A `dead_letters` batch with `raw` of `raw_len` pseudo-random bytes per row.

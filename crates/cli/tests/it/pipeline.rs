@@ -209,3 +209,62 @@ fn the_bundled_demo_runs_and_lands_in_hive_partitions() {
     }
     assert!(files > 0);
 }
+
+#[test]
+fn the_archive_works_on_s3_through_the_same_code_path() {
+    let Ok(endpoint) = std::env::var("RAMPART_TEST_S3_ENDPOINT") else {
+        assert!(
+            std::env::var_os("RAMPART_REQUIRE_SERVICES").is_none(),
+            "RAMPART_REQUIRE_SERVICES is set but no S3 server is: run scripts/test.sh"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(dir.path(), "in.jsonl", small(3_000, 21));
+    let bucket = std::env::var("RAMPART_TEST_S3_BUCKET").unwrap();
+    let prefix = dir
+        .path()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_start_matches('.');
+    let config = dir.path().join("s3.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[archive]\nurl = \"s3://{bucket}/{prefix}\"\n[archive.options]\n\
+             aws_endpoint = \"{endpoint}\"\naws_allow_http = \"true\"\n\
+             aws_virtual_hosted_style_request = \"false\"\naws_region = \"us-east-1\"\n\
+             aws_access_key_id = \"{}\"\naws_secret_access_key = \"{}\"\n",
+            std::env::var("AWS_ACCESS_KEY_ID").unwrap(),
+            std::env::var("AWS_SECRET_ACCESS_KEY").unwrap()
+        ),
+    )
+    .unwrap();
+    let summary = String::from_utf8(
+        ok(rampart()
+            .args(["run", "--config"])
+            .arg(&config)
+            .arg("--source")
+            .arg(&g.path))
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        summary_count(&summary, "accepted"),
+        g.stats.good,
+        "{summary}"
+    );
+    let out = ok(rampart()
+        .args(["query", "--format", "json", "--config"])
+        .arg(&config)
+        .arg(
+            "SELECT (SELECT count(*) FROM events) AS e, (SELECT count(*) FROM dead_letters) AS d, \
+             (SELECT count(*) FROM policy_hits) AS p",
+        ));
+    let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(row["e"], g.stats.good);
+    assert_eq!(row["d"], g.stats.bad_total());
+    assert!(row["p"].as_u64().unwrap() > 0);
+}
