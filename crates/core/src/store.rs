@@ -2,8 +2,11 @@
 //!
 //! One code path for every backend: `file:///dir` or a plain directory (the local disk),
 //! `s3://bucket/prefix`, `gs://bucket/prefix` and `az://container/prefix`, through
-//! `object_store`'s URL support. Options (endpoint, credentials, ...) come from the
-//! caller; for cloud stores the provider's usual environment variables also apply.
+//! `object_store`'s URL support. A cloud store takes its settings first from the
+//! provider's usual environment variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`, as
+//! object_store's `from_env` reads them), then from the options given here, which win.
+//! An option key the backend does not know is refused, not ignored. The `Debug` form of
+//! a [`Location`] shows only its URL, never credentials.
 
 use std::sync::Arc;
 
@@ -14,7 +17,7 @@ use url::Url;
 use crate::{Error, Result};
 
 /// A resolved storage location.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Location {
     /// The location as a URL (`file:///abs/dir`, `s3://bucket/prefix`, ...).
     pub url: Url,
@@ -22,6 +25,15 @@ pub struct Location {
     pub store: Arc<dyn ObjectStore>,
     /// The path of the location inside `store`.
     pub prefix: Path,
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The store's own Debug may include credentials: never print it.
+        f.debug_struct("Location")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Location {
@@ -85,16 +97,80 @@ where
             message: format!("cannot create directory {}: {e}", dir.display()),
         })?;
     }
-    let (store, prefix) =
-        object_store::parse_url_opts(&url, options).map_err(|source| Error::Store {
-            location: location.to_string(),
-            source,
-        })?;
-    Ok(Location {
-        url,
-        store: Arc::from(store),
-        prefix,
-    })
+    let (store, prefix) = build(location, &url, options)?;
+    Ok(Location { url, store, prefix })
+}
+
+/// Builds the store for `url`: environment first, then `options`.
+fn build<I, K, V>(location: &str, url: &Url, options: I) -> Result<(Arc<dyn ObjectStore>, Path)>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: Into<String>,
+{
+    use object_store::ObjectStoreScheme as Scheme;
+    let store_err = |source| Error::Store {
+        location: location.to_string(),
+        source,
+    };
+    let (scheme, prefix) = Scheme::parse(url).map_err(|e| store_err(e.into()))?;
+    let options: Vec<(String, String)> = options
+        .into_iter()
+        .map(|(k, v)| (k.as_ref().to_ascii_lowercase(), v.into()))
+        .collect();
+    let unknown = |key: &str, examples: &str| Error::Location {
+        location: location.to_string(),
+        message: format!(
+            "unknown archive option `{key}` for {}://; options of this store are, for example, {examples}",
+            url.scheme()
+        ),
+    };
+    macro_rules! configure {
+        ($builder:expr, $key:ty, $examples:expr) => {{
+            let mut builder = $builder.with_url(url.as_str());
+            for (key, value) in options {
+                let parsed: $key = key.parse().map_err(|_| unknown(&key, $examples))?;
+                builder = builder.with_config(parsed, value);
+            }
+            Arc::new(builder.build().map_err(store_err)?) as Arc<dyn ObjectStore>
+        }};
+    }
+    let store = match scheme {
+        Scheme::Local | Scheme::Memory if !options.is_empty() => {
+            return Err(Error::Location {
+                location: location.to_string(),
+                message: "archive options apply to cloud stores (s3://, gs://, az://) only; remove [archive.options] for a local archive".into(),
+            });
+        }
+        Scheme::Local => {
+            Arc::new(object_store::local::LocalFileSystem::new()) as Arc<dyn ObjectStore>
+        }
+        Scheme::Memory => Arc::new(object_store::memory::InMemory::new()),
+        Scheme::AmazonS3 => configure!(
+            object_store::aws::AmazonS3Builder::from_env(),
+            object_store::aws::AmazonS3ConfigKey,
+            "aws_endpoint, aws_region, aws_allow_http, aws_virtual_hosted_style_request"
+        ),
+        Scheme::GoogleCloudStorage => configure!(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env(),
+            object_store::gcp::GoogleConfigKey,
+            "google_service_account, google_bucket"
+        ),
+        Scheme::MicrosoftAzure => configure!(
+            object_store::azure::MicrosoftAzureBuilder::from_env(),
+            object_store::azure::AzureConfigKey,
+            "azure_storage_account_name, azure_storage_use_emulator"
+        ),
+        _ => {
+            return Err(Error::Location {
+                location: location.to_string(),
+                message:
+                    "not a supported archive store; use a directory, file://, s3://, gs:// or az://"
+                        .into(),
+            });
+        }
+    };
+    Ok((store, prefix))
 }
 
 #[cfg(test)]
@@ -123,6 +199,36 @@ mod tests {
         assert!(resolve_url("  ").is_err());
         let err = open("nosuch://x/y", Vec::<(String, String)>::new()).unwrap_err();
         assert!(err.to_string().contains("nosuch://x/y"), "{err}");
+    }
+
+    #[test]
+    fn unknown_options_are_refused_and_debug_hides_the_store() {
+        let err = open("s3://bucket/p", [("aws_endpointt", "http://x")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown archive option `aws_endpointt`") && err.contains("aws_endpoint,"),
+            "{err}"
+        );
+        let err = open("/tmp/rampart-core-opts", [("aws_region", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cloud stores"), "{err}");
+        let loc = open(
+            "s3://bucket/p",
+            [
+                ("aws_region", "us-east-1"),
+                ("aws_access_key_id", "AKIDEXAMPLE"),
+                ("aws_secret_access_key", "very-secret-key"),
+            ],
+        )
+        .unwrap();
+        let debug = format!("{loc:?}");
+        assert!(
+            debug.contains("s3://bucket/p") && !debug.contains("very-secret-key"),
+            "{debug}"
+        );
+        assert_eq!(loc.prefix.as_ref(), "p");
     }
 
     #[test]

@@ -267,4 +267,32 @@ fn the_archive_works_on_s3_through_the_same_code_path() {
     assert_eq!(row["e"], g.stats.good);
     assert_eq!(row["d"], g.stats.bad_total());
     assert!(row["p"].as_u64().unwrap() > 0);
+
+    // The same archive with nothing but the provider's usual environment variables.
+    let by_env = query_json_env(
+        &format!("s3://{bucket}/{prefix}"),
+        "SELECT count(*) AS e FROM events",
+        [
+            ("AWS_ENDPOINT", endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false"),
+        ],
+    );
+    assert_eq!(by_env[0]["e"], g.stats.good);
+}
+
+fn query_json_env<const N: usize>(
+    archive: &str,
+    sql: &str,
+    env: [(&str, &str); N],
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let out =
+        ok(rampart()
+            .envs(env)
+            .args(["query", "--format", "json", "--archive", archive, sql]));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
