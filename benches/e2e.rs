@@ -67,16 +67,12 @@ fn main() {
             "every message accounted for"
         );
         println!(
-            "  run {i}: {:.2}s, {:.0} events/s, {:.1} MiB/s, batch latency p50 {:.1} ms p99 {:.1} ms p999 {:.1} ms, alert latency p50 {:.1} ms p99 {:.1} ms p999 {:.1} ms",
+            "  run {i}: {:.2}s, {:.0} events/s, {:.1} MiB/s, batch latency {}, alert latency {}",
             summary.elapsed.as_secs_f64(),
             summary.messages_per_sec(),
             summary.input_bytes_per_sec() / 1048576.0,
-            summary.batch_latency.p50_us as f64 / 1000.0,
-            summary.batch_latency.p99_us as f64 / 1000.0,
-            summary.batch_latency.p999_us as f64 / 1000.0,
-            summary.windows.alert_latency.p50_us as f64 / 1000.0,
-            summary.windows.alert_latency.p99_us as f64 / 1000.0,
-            summary.windows.alert_latency.p999_us as f64 / 1000.0,
+            summary.batch_latency,
+            summary.windows.alert_latency,
         );
         results.push(summary);
         let _ = std::fs::remove_dir_all(dir.path().join(format!("archive-{i}")));
@@ -84,15 +80,11 @@ fn main() {
     results.sort_by_key(|s| s.elapsed);
     let median = &results[results.len() / 2];
     println!(
-        "e2e median: {:.2}s, {:.0} events/s, {:.1} MiB/s; batch latency p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms; alert latency p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms",
+        "e2e median: {:.2}s, {:.0} events/s, {:.1} MiB/s; batch latency {}; alert latency {}",
         median.elapsed.as_secs_f64(),
         median.messages_per_sec(),
         median.input_bytes_per_sec() / 1048576.0,
-        median.batch_latency.p50_us as f64 / 1000.0,
-        median.batch_latency.p99_us as f64 / 1000.0,
-        median.batch_latency.p999_us as f64 / 1000.0,
-        median.windows.alert_latency.p50_us as f64 / 1000.0,
-        median.windows.alert_latency.p99_us as f64 / 1000.0,
-        median.windows.alert_latency.p999_us as f64 / 1000.0,
+        median.batch_latency,
+        median.windows.alert_latency,
     );
 }

@@ -64,6 +64,20 @@ pub struct WindowSummary {
     pub alert_latency: LatencySummary,
 }
 
+impl std::fmt::Display for LatencySummary {
+    /// `p50 1.2 ms, p99 3.4 ms, p999 5.6 ms`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |us: u64| us as f64 / 1000.0;
+        write!(
+            f,
+            "p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms",
+            ms(self.p50_us),
+            ms(self.p99_us),
+            ms(self.p999_us)
+        )
+    }
+}
+
 /// The outcome of one run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
@@ -175,19 +189,13 @@ impl Summary {
         let a = &w.alert_latency;
         let _ = writeln!(
             s,
-            "  alert latency p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms (batch at the window stage to alerts written, {} batches)",
-            a.p50_us as f64 / 1000.0,
-            a.p99_us as f64 / 1000.0,
-            a.p999_us as f64 / 1000.0,
+            "  alert latency {a} (batch at the window stage to alerts written, {} batches)",
             a.count
         );
         let l = &self.batch_latency;
         let _ = writeln!(
             s,
-            "  batch latency p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms (read to archive writer, {} batches)",
-            l.p50_us as f64 / 1000.0,
-            l.p99_us as f64 / 1000.0,
-            l.p999_us as f64 / 1000.0,
+            "  batch latency {l} (read to archive writer, {} batches)",
             l.count
         );
         s

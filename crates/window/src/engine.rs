@@ -17,7 +17,7 @@ use crate::output::{AttackRate, Outputs, PolicyHit, ViolationChange, ViolationSt
 use crate::plan::{
     Expect, Planner, attack_counts_schema, prev_attack_counts_schema, rule_events_schema,
 };
-use crate::rules::{Rule, RuleKind, load_dir};
+use crate::rules::{Rule, RuleKind};
 use crate::{Error, Result};
 
 struct Planned {
@@ -84,39 +84,62 @@ struct OpenViolation {
 /// Returns all errors, not just the first.
 pub async fn check_rules(rules: &RulesConfig) -> std::result::Result<Vec<Rule>, Vec<Error>> {
     let planner = Planner::new(rules).map_err(|e| vec![e])?;
+    let planned = plan_all(&planner, rules).await;
+    if planned.errors.is_empty() {
+        Ok(planned.rules.into_iter().map(|p| p.info).collect())
+    } else {
+        Err(planned.errors)
+    }
+}
+
+/// Everything `[rules]` names, planned, with every error met on the way.
+struct PlannedRules {
+    window_plan: Option<LogicalPlan>,
+    rules: Vec<Planned>,
+    errors: Vec<Error>,
+}
+
+/// Reads and plans the window aggregation and each rule file, one error per bad file.
+async fn plan_all(planner: &Planner, rules: &RulesConfig) -> PlannedRules {
+    let mut out = PlannedRules {
+        window_plan: None,
+        rules: Vec::new(),
+        errors: Vec::new(),
+    };
     let window_sql = Path::new(&rules.window_sql);
-    let mut errors = Vec::new();
     match std::fs::read_to_string(window_sql) {
-        Ok(sql) => {
-            if let Err(e) = planner.plan(window_sql, &sql, Expect::AttackCounts).await {
-                errors.push(e);
-            }
-        }
-        Err(source) => errors.push(Error::Read {
+        Ok(sql) => match planner.plan(window_sql, &sql, Expect::AttackCounts).await {
+            Ok(plan) => out.window_plan = Some(plan),
+            Err(e) => out.errors.push(e),
+        },
+        Err(source) => out.errors.push(Error::Read {
             path: window_sql.to_path_buf(),
             source,
         }),
     }
-    let mut infos = Vec::new();
     match crate::rules::read_dir(Path::new(&rules.dir)) {
-        Err(e) => errors.push(e),
+        Err(e) => out.errors.push(e),
         Ok(files) => {
             for file in files {
-                match file {
-                    Err(e) => errors.push(e),
-                    Ok(rule) => match planner.plan_rule(&rule).await {
-                        Ok(_) => infos.push(rule),
-                        Err(e) => errors.push(e),
-                    },
+                let planned = match file {
+                    Ok(rule) => planner
+                        .plan_rule(&rule)
+                        .await
+                        .map(|(plan, remedy)| Planned {
+                            info: rule,
+                            plan,
+                            remedy,
+                        }),
+                    Err(e) => Err(e),
+                };
+                match planned {
+                    Ok(p) => out.rules.push(p),
+                    Err(e) => out.errors.push(e),
                 }
             }
         }
     }
-    if errors.is_empty() {
-        Ok(infos)
-    } else {
-        Err(errors)
-    }
+    out
 }
 
 /// Windows, rules and violations over the events of every source partition.
@@ -155,29 +178,17 @@ impl WindowEngine {
         let size = crate::WindowAssigner::new(window.size)?.size_micros();
         let lateness = i64::try_from(window.allowed_lateness.as_micros()).unwrap_or(i64::MAX);
         let planner = Planner::new(rules)?;
-        let window_sql_path = Path::new(&rules.window_sql);
-        let window_sql =
-            std::fs::read_to_string(window_sql_path).map_err(|source| Error::Read {
-                path: window_sql_path.to_path_buf(),
-                source,
-            })?;
-        let window_plan = planner
-            .plan(window_sql_path, &window_sql, Expect::AttackCounts)
-            .await?;
-        let (mut event_rules, mut window_rules) = (Vec::new(), Vec::new());
-        for rule in load_dir(Path::new(&rules.dir))? {
-            let (plan, remedy) = planner.plan_rule(&rule).await?;
-            let kind = rule.kind;
-            let planned = Planned {
-                info: rule,
-                plan,
-                remedy,
-            };
-            match kind {
-                RuleKind::Event => event_rules.push(planned),
-                RuleKind::Window => window_rules.push(planned),
-            }
+        let planned = plan_all(&planner, rules).await;
+        if let Some(first) = planned.errors.into_iter().next() {
+            return Err(first);
         }
+        let window_plan = planned.window_plan.ok_or_else(|| Error::Internal {
+            message: "the window aggregation planned without a plan".into(),
+        })?;
+        let (event_rules, window_rules): (Vec<_>, Vec<_>) = planned
+            .rules
+            .into_iter()
+            .partition(|p| p.info.kind == RuleKind::Event);
         let open = open_violations
             .into_iter()
             .filter(|v| v.state == ViolationState::Open)
