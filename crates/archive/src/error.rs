@@ -29,6 +29,13 @@ pub enum Error {
         source: datafusion::error::DataFusionError,
     },
 
+    /// The archive's manifests cannot be read.
+    #[error("cannot read the archive's manifests: {source}")]
+    Ledger {
+        #[source]
+        source: rampart_core::ledger::LedgerError,
+    },
+
     /// Writing results failed.
     #[error("cannot write results: {source}")]
     Output {

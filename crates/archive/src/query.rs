@@ -1,5 +1,6 @@
 //! The query engine over an archive location.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -10,7 +11,9 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use object_store::path::Path;
 use rampart_core::layout::{DATA_FILE_EXTENSION, partition_columns};
+use rampart_core::ledger::Ledger;
 use rampart_core::schema::{self, TableDef};
 use rampart_core::store::Location;
 use tracing::instrument;
@@ -39,6 +42,7 @@ impl QueryOutput {
 pub struct Archive {
     ctx: SessionContext,
     location: Location,
+    ledger: Ledger,
 }
 
 impl std::fmt::Debug for Archive {
@@ -63,12 +67,30 @@ impl Archive {
         let root = url::Url::parse(&location.store_root_url())
             .map_err(|e| open_err(datafusion::error::DataFusionError::External(Box::new(e))))?;
         ctx.register_object_store(&root, Arc::clone(&location.store));
+        let ledger = Ledger::load(&location)
+            .await
+            .map_err(|source| Error::Ledger { source })?;
         for table in schema::tables() {
-            let provider = listing_table(&location, &table).map_err(open_err)?;
+            let committed: HashSet<Path> = ledger
+                .state()
+                .files_of(table.name())
+                .map(|f| location.child(&f.entry.path))
+                .collect();
+            let provider =
+                listing_table(&location, &table, Arc::new(committed)).map_err(open_err)?;
             ctx.register_table(table.name(), provider)
                 .map_err(open_err)?;
         }
-        Ok(Self { ctx, location })
+        Ok(Self {
+            ctx,
+            location,
+            ledger,
+        })
+    }
+
+    /// The archive's chain as it was when opened.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// The archive's location.
@@ -108,6 +130,7 @@ impl Archive {
 fn listing_table(
     location: &Location,
     table: &TableDef,
+    committed: Arc<HashSet<Path>>,
 ) -> datafusion::error::Result<Arc<ArchiveTable>> {
     let mut base = location.url.to_string();
     if !base.ends_with('/') {
@@ -121,5 +144,9 @@ fn listing_table(
         .with_listing_options(options)
         .with_schema(table.schema());
     let listing = Arc::new(ListingTable::try_new(config)?);
-    Ok(Arc::new(ArchiveTable::new(listing, &partition_columns())))
+    Ok(Arc::new(ArchiveTable::new(
+        listing,
+        &partition_columns(),
+        committed,
+    )))
 }

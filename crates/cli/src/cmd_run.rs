@@ -37,6 +37,9 @@ pub(crate) struct RunArgs {
     /// Alerts as JSON lines to this file (appended), or - for stdout; overrides [alerts] path.
     #[arg(long)]
     alerts: Option<String>,
+    /// Accept a [retention] period below retention.floor (recorded with every file).
+    #[arg(long)]
+    allow_short_retention: bool,
 }
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -53,6 +56,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(alerts) = args.alerts {
         config.alerts.path = alerts;
     }
+    config.retention.check_floor(args.allow_short_retention)?;
     let options = RunOptions {
         until_end: args.until_end,
         clock: Arc::new(SystemClock),

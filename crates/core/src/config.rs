@@ -32,6 +32,8 @@ pub struct Config {
     pub rules: RulesConfig,
     /// Where alerts (policy hits and violation changes) go.
     pub alerts: AlertsConfig,
+    /// How long each table is kept.
+    pub retention: RetentionConfig,
 }
 
 /// `[source]`
@@ -66,6 +68,10 @@ pub struct ArchiveConfig {
     /// `aws_allow_http`, `aws_region`. Credentials are better left to the provider's
     /// usual environment variables.
     pub options: BTreeMap<String, String>,
+    /// A data file that no manifest lists (left by a crash) is deleted once it is this
+    /// old. Younger ones may belong to a writer that has not committed yet.
+    #[serde(with = "humantime_serde")]
+    pub orphan_grace: Duration,
 }
 
 impl Default for ArchiveConfig {
@@ -73,7 +79,89 @@ impl Default for ArchiveConfig {
         Self {
             url: "./archive".to_string(),
             options: BTreeMap::new(),
+            orphan_grace: Duration::from_secs(3600),
         }
+    }
+}
+
+/// `[retention]`: how long each table's files are kept, counted from the end of the
+/// file's hour. The period is recorded with every file when it is written; changing it
+/// later does not shorten what is already archived.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    #[serde(with = "humantime_serde")]
+    pub events: Duration,
+    #[serde(with = "humantime_serde")]
+    pub dead_letters: Duration,
+    #[serde(with = "humantime_serde")]
+    pub attack_rates: Duration,
+    #[serde(with = "humantime_serde")]
+    pub policy_hits: Duration,
+    #[serde(with = "humantime_serde")]
+    pub violations: Duration,
+    #[serde(with = "humantime_serde")]
+    pub access_log: Duration,
+    /// No period may be shorter than this unless `--allow-short-retention` is given.
+    #[serde(with = "humantime_serde")]
+    pub floor: Duration,
+}
+
+const DAY: u64 = 86_400;
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        let days = |n: u64| Duration::from_secs(n * DAY);
+        Self {
+            events: days(400),
+            dead_letters: days(400),
+            attack_rates: days(400),
+            policy_hits: days(7 * 365 + 2),
+            violations: days(7 * 365 + 2),
+            access_log: days(7 * 365 + 2),
+            floor: days(365),
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The retention period of `table`; `None` for a table this config does not know.
+    pub fn period(&self, table: &str) -> Option<Duration> {
+        Some(match table {
+            crate::schema::EVENTS => self.events,
+            crate::schema::DEAD_LETTERS => self.dead_letters,
+            crate::schema::ATTACK_RATES => self.attack_rates,
+            crate::schema::POLICY_HITS => self.policy_hits,
+            crate::schema::VIOLATIONS => self.violations,
+            crate::schema::ACCESS_LOG => self.access_log,
+            _ => return None,
+        })
+    }
+
+    /// Refuses a period below the floor unless `allow_short` (the operator's
+    /// `--allow-short-retention`) says it is meant.
+    pub fn check_floor(&self, allow_short: bool) -> Result<()> {
+        if allow_short {
+            return Ok(());
+        }
+        for table in crate::schema::tables() {
+            let name = table.name();
+            let Some(period) = self.period(name) else {
+                continue;
+            };
+            if period < self.floor {
+                return Err(Error::Config {
+                    key: format!("retention.{}", name.replace('_', "-")),
+                    message: format!(
+                        "{} is below the retention floor of {} (retention.floor); \
+                         if a shorter period is really meant, pass --allow-short-retention",
+                        humantime::format_duration(period),
+                        humantime::format_duration(self.floor)
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

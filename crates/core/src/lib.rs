@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod layout;
+pub mod ledger;
 pub mod reason;
 pub mod schema;
 pub mod source;

@@ -19,6 +19,8 @@ pub const ATTACK_RATES: &str = "attack_rates";
 pub const POLICY_HITS: &str = "policy_hits";
 /// Violation changes: a violation opening or being resolved.
 pub const VIOLATIONS: &str = "violations";
+/// Every query and export run against the archive: who, when, what, how many rows.
+pub const ACCESS_LOG: &str = "access_log";
 
 /// Columns of `events`, in schema order.
 pub mod events {
@@ -104,6 +106,21 @@ pub mod violations {
     pub const OPENED_BY: &str = "opened_by";
     /// The event that remedied it (resolved rows only).
     pub const RESOLVED_BY: &str = "resolved_by";
+}
+
+/// Columns of `access_log`, in schema order.
+pub mod access_log {
+    pub const AT: &str = "at";
+    /// `query` or `export`.
+    pub const KIND: &str = "kind";
+    /// The user name the tool ran as, if known.
+    pub const USER: &str = "user";
+    /// The SQL statement (or the export's selection).
+    pub const STATEMENT: &str = "statement";
+    pub const ROWS: &str = "rows";
+    /// `ok`, or the error's message.
+    pub const OUTCOME: &str = "outcome";
+    pub const TOOL: &str = "tool";
 }
 
 /// Source coordinate columns, shared by `events` and `dead_letters`.
@@ -237,6 +254,19 @@ static VIOLATIONS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+static ACCESS_LOG_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use access_log::*;
+    Arc::new(Schema::new(vec![
+        Field::new(AT, ts_type(), false),
+        Field::new(KIND, DataType::Utf8, false),
+        Field::new(USER, DataType::Utf8, true),
+        Field::new(STATEMENT, DataType::Utf8, false),
+        Field::new(ROWS, DataType::Int64, false),
+        Field::new(OUTCOME, DataType::Utf8, false),
+        Field::new(TOOL, DataType::Utf8, false),
+    ]))
+});
+
 /// One archive table: its name, its Arrow schema and the timestamp column whose UTC
 /// date and hour partition it.
 #[derive(Debug, Clone)]
@@ -297,12 +327,22 @@ pub fn tables() -> Vec<TableDef> {
             schema: Arc::clone(&VIOLATIONS_SCHEMA),
             time_column: violations::CHANGED_AT,
         },
+        TableDef {
+            name: ACCESS_LOG,
+            schema: Arc::clone(&ACCESS_LOG_SCHEMA),
+            time_column: access_log::AT,
+        },
     ]
 }
 
 /// The table called `name`, if there is one.
 pub fn table(name: &str) -> Option<TableDef> {
     tables().into_iter().find(|t| t.name == name)
+}
+
+/// Schema of `access_log`.
+pub fn access_log_schema() -> SchemaRef {
+    Arc::clone(&ACCESS_LOG_SCHEMA)
 }
 
 /// Schema of `events`.

@@ -33,6 +33,27 @@ impl LineChunk {
         let newlines = self.data.iter().filter(|b| **b == b'\n').count() as u64;
         newlines + u64::from(!self.data.ends_with(b"\n"))
     }
+
+    /// The chunk without its lines up to and including `line` (already archived by an
+    /// earlier run); `None` when nothing is left.
+    pub fn skip_through(self, line: u64) -> Option<LineChunk> {
+        if line < self.first_line {
+            return Some(self);
+        }
+        let skip = line - self.first_line + 1;
+        let mut at = 0usize;
+        for _ in 0..skip {
+            match self.data[at..].iter().position(|b| *b == b'\n') {
+                Some(nl) => at += nl + 1,
+                None => return None,
+            }
+        }
+        (at < self.data.len()).then(|| LineChunk {
+            path: self.path,
+            first_line: line + 1,
+            data: self.data.slice(at..),
+        })
+    }
 }
 
 /// Reads a JSON-lines file (or stdin) in chunks of about `chunk_bytes` whole lines.
@@ -186,6 +207,23 @@ fn file_path(location: &str) -> Result<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skipping_archived_lines_keeps_the_rest_with_their_numbers() {
+        let chunk = || LineChunk {
+            path: Arc::from("t"),
+            first_line: 10,
+            data: Bytes::from_static(b"a\nb\nc\nd"),
+        };
+        let rest = chunk().skip_through(11).unwrap();
+        assert_eq!((rest.first_line, &rest.data[..]), (12, &b"c\nd"[..]));
+        let whole = chunk().skip_through(9).unwrap();
+        assert_eq!((whole.first_line, whole.line_count()), (10, 4));
+        assert!(chunk().skip_through(13).is_none(), "all four archived");
+        assert!(chunk().skip_through(99).is_none());
+        let last = chunk().skip_through(12).unwrap();
+        assert_eq!((last.first_line, &last.data[..]), (13, &b"d"[..]));
+    }
 
     async fn chunks(text: &'static [u8], chunk: usize) -> Vec<LineChunk> {
         let mut src = FileSource::from_reader("t", Box::new(text), chunk);

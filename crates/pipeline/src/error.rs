@@ -32,6 +32,13 @@ pub enum Error {
     #[error("cannot restore open violations from the archive: {message}")]
     Restore { message: String },
 
+    /// The archive's manifests could not be read or extended.
+    #[error(transparent)]
+    Ledger {
+        #[from]
+        source: rampart_core::ledger::LedgerError,
+    },
+
     /// A stage stopped unexpectedly (a bug).
     #[error("internal error: pipeline stage `{stage}` {message}")]
     Stage {

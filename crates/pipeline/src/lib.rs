@@ -18,6 +18,7 @@
 //! will advance its offsets only after the files holding them are complete.
 
 mod alerts;
+mod commit;
 mod error;
 mod run;
 mod summary;

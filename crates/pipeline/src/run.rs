@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use arrow::array::AsArray;
 use arrow::record_batch::RecordBatch;
 use hdrhistogram::Histogram;
+use rampart_core::ledger::Ledger;
 use rampart_core::schema::{self, dead_letters};
 use rampart_core::{Clock, Config, store};
 use rampart_ingest::{Decoded, Decoder, FileSource, LineChunk};
@@ -17,7 +18,8 @@ use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
 
 use crate::alerts::AlertSink;
-use crate::summary::{LatencySummary, Summary, TableSummary, WindowSummary};
+use crate::commit::Committer;
+use crate::summary::{LatencySummary, Summary, WindowSummary};
 use crate::task::SpawnedTask;
 use crate::{Error, Result};
 
@@ -33,15 +35,29 @@ pub struct RunOptions {
     pub handle_signals: bool,
 }
 
+/// Source lines, both ends included.
+type Lines = (u64, u64);
+
+/// The union of two line ranges of one source (they are adjacent: chunks come in order).
+pub(crate) fn join_lines(a: Option<Lines>, b: Option<Lines>) -> Option<Lines> {
+    match (a, b) {
+        (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+        (x, None) | (None, x) => x,
+    }
+}
+
 struct DecodedChunk {
     decoded: Decoded,
     read_at: Instant,
+    lines: Option<Lines>,
 }
 
-/// Rows for the archive: per table, with the time their chunk was read.
+/// Rows for the archive: per table, with the time their chunk was read and the source
+/// lines they come from.
 struct SinkBatch {
     tables: Vec<(&'static str, RecordBatch)>,
     read_at: Option<Instant>,
+    lines: Option<Lines>,
 }
 
 /// Histogram from 1 µs to 1 h at 3 significant digits; longer samples are clamped.
@@ -63,10 +79,12 @@ fn coalesce(first: DecodedChunk, rx: &mut mpsc::Receiver<DecodedChunk>) -> Resul
         return Ok(first);
     }
     let read_at = first.read_at;
+    let mut lines = first.lines;
     let (mut events, mut dead) = (vec![first.decoded.events], vec![first.decoded.dead_letters]);
     while rows < WINDOW_BATCH_ROWS {
         let Ok(next) = rx.try_recv() else { break };
         rows += next.decoded.events.num_rows();
+        lines = join_lines(lines, next.lines);
         events.push(next.decoded.events);
         dead.push(next.decoded.dead_letters);
     }
@@ -83,6 +101,7 @@ fn coalesce(first: DecodedChunk, rx: &mut mpsc::Receiver<DecodedChunk>) -> Resul
             dead_letters: concat(dead)?,
         },
         read_at,
+        lines,
     })
 }
 
@@ -147,6 +166,21 @@ pub(crate) async fn run_source(
     let started = Instant::now();
     let archive = store::open(&config.archive.url, config.archive.options.clone())?;
     let source_label = source.label().to_string();
+    let ledger = Ledger::load(&archive).await?;
+    // Files that no manifest lists were left by a crash (or a writer long gone).
+    let orphans = rampart_sink::remove_orphans(
+        &archive,
+        ledger.state(),
+        config.archive.orphan_grace,
+        options.clock.now_micros(),
+    )
+    .await?;
+    // Lines an earlier run already committed are not read again (stdin cannot resume).
+    let resume_after = if live {
+        None
+    } else {
+        ledger.state().file_lines.get(&source_label).copied()
+    };
     let mut engine = if config.rules.enabled {
         let open = crate::violations::open_violations(&archive).await?;
         Some(WindowEngine::new(&config.window, &config.rules, open).await?)
@@ -159,6 +193,8 @@ pub(crate) async fn run_source(
         source = %source_label,
         archive = %archive.url,
         rules = engine.as_ref().map_or(0, |e| e.rules().count()),
+        resume_after_line = resume_after,
+        orphans_removed = orphans.len(),
         open_violations = engine.as_ref().map_or(0, WindowEngine::open_violations),
         "pipeline starting"
     );
@@ -185,6 +221,13 @@ pub(crate) async fn run_source(
                 chunk = source.next_chunk() => chunk?,
             };
             let Some(chunk) = chunk else { break };
+            let chunk = match resume_after {
+                Some(line) => match chunk.skip_through(line) {
+                    Some(rest) => rest,
+                    None => continue,
+                },
+                None => chunk,
+            };
             input_bytes += chunk.data.len() as u64;
             if raw_tx.send((chunk, Instant::now())).await.is_err() {
                 break; // downstream stopped; its error is reported by its own stage
@@ -199,6 +242,8 @@ pub(crate) async fn run_source(
         let mut decoder = Decoder::new(&decode_config);
         let mut counts = DecodeCounts::default();
         while let Some((chunk, read_at)) = raw_rx.blocking_recv() {
+            let count = chunk.line_count();
+            let lines = (count > 0).then(|| (chunk.first_line, chunk.first_line + count - 1));
             let (accepted, dead) = decoder.push_lines(&chunk, clock.now_micros());
             counts.accepted += accepted;
             counts.dead += dead;
@@ -218,7 +263,11 @@ pub(crate) async fn run_source(
                 *counts.by_reason.entry(code).or_default() += 1;
             }
             if dec_tx
-                .blocking_send(DecodedChunk { decoded, read_at })
+                .blocking_send(DecodedChunk {
+                    decoded,
+                    read_at,
+                    lines,
+                })
                 .is_err()
             {
                 break;
@@ -249,12 +298,12 @@ pub(crate) async fn run_source(
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let (out, tables, read_at, started) = tokio::select! {
+            let (out, tables, read_at, lines, started) = tokio::select! {
                 msg = dec_rx.recv() => {
                     let Some(first) = msg else { break };
                     // Under load several chunks wait: take them together, so the rules
                     // run once over more rows (results do not depend on batching).
-                    let DecodedChunk { decoded, read_at } = coalesce(first, &mut dec_rx)?;
+                    let DecodedChunk { decoded, read_at, lines } = coalesce(first, &mut dec_rx)?;
                     let started = Instant::now();
                     last_input = clock.now_micros();
                     credited = last_input;
@@ -263,7 +312,7 @@ pub(crate) async fn run_source(
                         None => Outputs::default(),
                     };
                     let tables = vec![(schema::EVENTS, decoded.events), (schema::DEAD_LETTERS, decoded.dead_letters)];
-                    (out, tables, Some(read_at), started)
+                    (out, tables, Some(read_at), lines, started)
                 }
                 _ = tick.tick(), if live && engine.is_some() => {
                     // Idle only when nothing waits upstream: a slow sink is not a silent source.
@@ -278,7 +327,7 @@ pub(crate) async fn run_source(
                         Some(e) => e.advance_idle(0, by).await?,
                         None => Outputs::default(),
                     };
-                    (out, Vec::new(), None, started)
+                    (out, Vec::new(), None, None, started)
                 }
             };
             record(&out, &mut ws);
@@ -288,7 +337,16 @@ pub(crate) async fn run_source(
             }
             let mut tables = tables;
             tables.extend(result_batches(&out)?);
-            if !tables.is_empty() && sink_tx.send(SinkBatch { tables, read_at }).await.is_err() {
+            if !tables.is_empty()
+                && sink_tx
+                    .send(SinkBatch {
+                        tables,
+                        read_at,
+                        lines,
+                    })
+                    .await
+                    .is_err()
+            {
                 break; // the sink stopped; its error is reported by its own stage
             }
         }
@@ -308,6 +366,7 @@ pub(crate) async fn run_source(
                 .send(SinkBatch {
                     tables,
                     read_at: None,
+                    lines: None,
                 })
                 .await;
         }
@@ -318,6 +377,13 @@ pub(crate) async fn run_source(
     let sink_config = config.sink.clone();
     let clock = Arc::clone(&options.clock);
     let sink_archive = archive.clone();
+    let mut committer = Committer::new(
+        ledger,
+        config.retention.clone(),
+        source_label.clone(),
+        Arc::clone(&clock),
+    );
+    let commit_every = i64::try_from(config.sink.roll_interval.as_micros()).unwrap_or(i64::MAX);
     let sink_task = SpawnedTask::spawn("sink", async move {
         let mut writers = BTreeMap::new();
         for table in schema::tables() {
@@ -335,10 +401,11 @@ pub(crate) async fn run_source(
         let mut latency = histogram("sink")?;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_commit = clock.now_micros();
         loop {
             tokio::select! {
                 msg = sink_rx.recv() => {
-                    let Some(SinkBatch { tables, read_at }) = msg else { break };
+                    let Some(SinkBatch { tables, read_at, lines }) = msg else { break };
                     for (name, batch) in tables {
                         if batch.num_rows() == 0 {
                             continue;
@@ -349,28 +416,23 @@ pub(crate) async fn run_source(
                         })?;
                         writer.write(&batch).await?;
                     }
+                    committer.received(lines);
                     if let Some(read_at) = read_at {
                         latency.saturating_record(read_at.elapsed().as_micros() as u64);
                     }
                 }
                 _ = tick.tick() => {
-                    for w in writers.values_mut() {
-                        w.roll_due().await?;
+                    // Every roll interval, all open files close and become one commit.
+                    let now = clock.now_micros();
+                    if now.saturating_sub(last_commit) >= commit_every {
+                        committer.commit(&mut writers).await?;
+                        last_commit = now;
                     }
                 }
             }
         }
-        let mut tables = BTreeMap::new();
-        for w in writers.values_mut() {
-            w.close_all().await?;
-            for f in w.take_written() {
-                let t: &mut TableSummary = tables.entry(f.table).or_default();
-                t.rows += f.rows;
-                t.files += 1;
-                t.bytes += f.bytes;
-            }
-        }
-        Ok::<_, Error>((tables, LatencySummary::of(&latency)))
+        committer.commit(&mut writers).await?;
+        Ok::<_, Error>((committer, LatencySummary::of(&latency)))
     });
 
     let source_result = source_task.join().await?;
@@ -382,7 +444,7 @@ pub(crate) async fn run_source(
     let (mut windows, alert_latency, open_violations) = window_result?;
     windows.open_violations = open_violations as u64;
     windows.alert_latency = alert_latency;
-    let (tables, batch_latency) = sink_result?;
+    let (committer, batch_latency) = sink_result?;
 
     let summary = Summary {
         source: source_label,
@@ -392,7 +454,10 @@ pub(crate) async fn run_source(
         dead_lettered: counts.dead,
         dead_by_reason: counts.by_reason,
         input_bytes,
-        tables,
+        tables: committer.tables,
+        commits: committer.commits,
+        resumed_after_line: resume_after,
+        orphans_removed: orphans.len() as u64,
         elapsed: started.elapsed(),
         batch_latency,
         windows,

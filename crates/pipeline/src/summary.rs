@@ -95,8 +95,14 @@ pub struct Summary {
     pub dead_by_reason: BTreeMap<String, u64>,
     /// Bytes read from the source.
     pub input_bytes: u64,
-    /// Per archive table.
+    /// Per archive table, the committed files.
     pub tables: BTreeMap<&'static str, TableSummary>,
+    /// Manifests this run committed.
+    pub commits: u64,
+    /// An earlier run had committed the source up to this line; reading began after it.
+    pub resumed_after_line: Option<u64>,
+    /// Files that no manifest listed (left by a crash), removed at start-up.
+    pub orphans_removed: u64,
     /// Wall-clock duration of the run.
     pub elapsed: Duration,
     /// From a chunk read to its rows handed to the archive writer.
@@ -139,6 +145,19 @@ impl Summary {
         let _ = writeln!(s, "rampart run {status}");
         let _ = writeln!(s, "  source        {}", self.source);
         let _ = writeln!(s, "  archive       {}", self.archive);
+        if let Some(line) = self.resumed_after_line {
+            let _ = writeln!(
+                s,
+                "  resumed       after line {line} (committed by an earlier run)"
+            );
+        }
+        if self.orphans_removed > 0 {
+            let _ = writeln!(
+                s,
+                "  cleaned up    {:>12} uncommitted files left by an earlier run",
+                self.orphans_removed
+            );
+        }
         let _ = writeln!(
             s,
             "  messages      {:>12}   ({:.1} MiB read)",
@@ -166,9 +185,10 @@ impl Summary {
         let _ = writeln!(s, "  alerts        {:>12}", w.alerts);
         let _ = writeln!(
             s,
-            "  written       {:>12} files, {:.1} MiB",
+            "  written       {:>12} files, {:.1} MiB, in {} commits",
             self.files(),
-            self.bytes() as f64 / 1048576.0
+            self.bytes() as f64 / 1048576.0,
+            self.commits
         );
         for (table, t) in &self.tables {
             let _ = writeln!(

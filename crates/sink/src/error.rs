@@ -21,6 +21,14 @@ pub enum Error {
         source: arrow::error::ArrowError,
     },
 
+    /// Listing or deleting in the store failed.
+    #[error("archive store error at {path}: {source}")]
+    Store {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+
     /// A sink setting is unusable.
     #[error("invalid sink configuration: {message}")]
     Config { message: String },

@@ -31,9 +31,11 @@
 //! ```
 
 mod error;
+mod orphans;
 mod partition;
 mod writer;
 
 pub use error::{Error, Result};
+pub use orphans::{Orphan, find_orphans, remove_orphans};
 pub use partition::split_by_hour;
 pub use writer::{TableWriter, WrittenFile};

@@ -4,9 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use futures::future::BoxFuture;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::async_writer::AsyncFileWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
@@ -15,6 +18,7 @@ use rampart_core::config::SinkConfig;
 use rampart_core::layout::{data_file_name, partition_dir};
 use rampart_core::schema::TableDef;
 use rampart_core::store::Location;
+use sha2::{Digest, Sha256};
 use tracing::{debug, instrument};
 
 use crate::partition::split_by_hour;
@@ -36,10 +40,29 @@ pub struct WrittenFile {
     pub rows: u64,
     /// Size of the file in bytes.
     pub bytes: u64,
+    /// Lowercase hex SHA-256 of the file's bytes, computed as they were written.
+    pub sha256: String,
+}
+
+/// The store's buffered writer, hashing every byte on its way to it.
+struct HashingWriter {
+    inner: BufWriter,
+    hasher: Sha256,
+}
+
+impl AsyncFileWriter for HashingWriter {
+    fn write(&mut self, bs: Bytes) -> BoxFuture<'_, parquet::errors::Result<()>> {
+        self.hasher.update(&bs);
+        AsyncFileWriter::write(&mut self.inner, bs)
+    }
+
+    fn complete(&mut self) -> BoxFuture<'_, parquet::errors::Result<()>> {
+        AsyncFileWriter::complete(&mut self.inner)
+    }
 }
 
 struct OpenFile {
-    writer: AsyncArrowWriter<BufWriter>,
+    writer: AsyncArrowWriter<HashingWriter>,
     relative: String,
     rows: u64,
     opened_at: i64,
@@ -168,7 +191,10 @@ impl TableWriter {
             data_file_name(&id)
         );
         let path: Path = self.location.child(&relative);
-        let object = BufWriter::new(Arc::clone(&self.location.store), path);
+        let object = HashingWriter {
+            inner: BufWriter::new(Arc::clone(&self.location.store), path),
+            hasher: Sha256::new(),
+        };
         let writer =
             AsyncArrowWriter::try_new(object, self.table.schema(), Some(self.props.clone()))
                 .map_err(|source| Error::Write {
@@ -185,21 +211,29 @@ impl TableWriter {
 
     #[instrument(skip(self), fields(table = self.table.name()))]
     async fn close_hour(&mut self, hour: i64) -> Result<()> {
-        let Some(mut file) = self.open.remove(&hour) else {
+        let Some(file) = self.open.remove(&hour) else {
             return Ok(());
         };
-        file.writer.finish().await.map_err(|source| Error::Write {
-            path: file.relative.clone(),
+        let OpenFile {
+            mut writer,
+            relative,
+            rows,
+            ..
+        } = file;
+        writer.finish().await.map_err(|source| Error::Write {
+            path: relative.clone(),
             source,
         })?;
-        let bytes = file.writer.bytes_written() as u64;
-        debug!(path = %file.relative, rows = file.rows, bytes, "archive file complete");
+        let bytes = writer.bytes_written() as u64;
+        let sha256 = hex::encode(writer.into_inner().hasher.finalize());
+        debug!(path = %relative, rows, bytes, "archive file complete");
         self.written.push(WrittenFile {
             table: self.table.name(),
-            path: file.relative,
+            path: relative,
             hour,
-            rows: file.rows,
+            rows,
             bytes,
+            sha256,
         });
         Ok(())
     }
@@ -410,6 +444,13 @@ mod tests {
                 assert_eq!(n as u64, f.rows, "{name}");
                 let size = loc.store.head(&loc.child(&f.path)).await.unwrap().size;
                 assert_eq!(size, f.bytes, "{name}: reported size");
+                let stored = loc.store.get(&loc.child(&f.path)).await.unwrap();
+                let stored = stored.bytes().await.unwrap();
+                assert_eq!(
+                    hex::encode(Sha256::digest(&stored)),
+                    f.sha256,
+                    "{name}: the hash taken while writing is the hash of the stored bytes"
+                );
                 total += n;
             }
             assert_eq!(total, 4, "{name}");

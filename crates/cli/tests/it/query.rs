@@ -170,3 +170,24 @@ fn an_empty_archive_has_empty_tables() {
     assert_eq!(rows[0]["e"], 0);
     assert_eq!(rows[0]["d"], 0);
 }
+
+#[test]
+fn a_data_file_that_no_manifest_lists_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(dir.path(), "in.jsonl", small(1_000, 3));
+    let archive = dir.path().join("archive");
+    run_pipeline(&g.path, &archive);
+    let count = || query_json(&archive, "SELECT count(*) AS n FROM events")[0]["n"].as_u64();
+    assert_eq!(count(), Some(g.stats.good));
+    // A crash leaves complete files that no manifest lists: copy one to a new name.
+    let committed = snapshot(&archive.join("events"))
+        .into_keys()
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .unwrap();
+    std::fs::copy(
+        &committed,
+        committed.with_file_name("part-uncommitted.parquet"),
+    )
+    .unwrap();
+    assert_eq!(count(), Some(g.stats.good), "the uncommitted copy was read");
+}

@@ -1,0 +1,814 @@
+//! The archive's commit log: a hash chain of manifests.
+//!
+//! A data file is part of the archive only once a manifest lists it. Manifests live at
+//! `_rampart/manifests/<sequence>.json`, numbered from 1 without gaps (twenty digits, so
+//! names sort by number), and each is created with `PutMode::Create`: two writers that
+//! race for the same number cannot both win, and the loser re-reads the new head and
+//! retries on the next number. Nothing is ever overwritten.
+//!
+//! A manifest records what one commit changed: files added (path, table, partition,
+//! rows, bytes, SHA-256, retention), files removed (by compaction or retention, with the
+//! reason), holds placed or released, and the source positions the added data covers
+//! (Kafka topic/partition/offset ranges or file/line ranges). It also records the SHA-256
+//! of the previous manifest's bytes, so changing, removing or reordering any manifest
+//! breaks the chain at the next one. The JSON is pretty-printed: an auditor reads it.
+//!
+//! [`Ledger::load`] replays the chain into the archive's current [`State`]: the live
+//! files, the active holds and the committed source positions. It checks that the
+//! sequence has no gaps; the full integrity check (hashes, file contents) is
+//! `rampart verify`, built on [`read_manifests`].
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::TryStreamExt;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::Clock;
+use crate::store::Location;
+
+/// Folder of the manifests, relative to the archive root.
+pub const MANIFEST_DIR: &str = "_rampart/manifests";
+
+/// The `format` of the manifests this version writes and reads.
+pub const FORMAT: &str = "rampart-manifest/1";
+
+/// How many times a commit retries after losing the race for a manifest number.
+const MAX_COMMIT_ATTEMPTS: usize = 1000;
+
+/// The path of manifest `sequence`, relative to the archive root.
+pub fn manifest_path(sequence: u64) -> String {
+    format!("{MANIFEST_DIR}/{sequence:020}.json")
+}
+
+/// The sequence number of a manifest path (relative or absolute), if it is one.
+pub fn parse_manifest_path(path: &str) -> Option<u64> {
+    let name = path.rsplit('/').next()?;
+    let digits = name.strip_suffix(".json")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Microseconds since the epoch as RFC 3339 UTC with microseconds.
+pub fn rfc3339(micros: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// RFC 3339 text as microseconds since the epoch.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// New data from a source (or an access-log record).
+    Append,
+    /// Small files replaced by fewer large ones with the same rows.
+    Compact,
+    /// Expired files removed under their retention period.
+    Retention,
+    /// A legal hold placed.
+    Hold,
+    /// A legal hold released.
+    Release,
+}
+
+/// A data file made part of the archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the archive root.
+    pub path: String,
+    /// Table the file belongs to.
+    pub table: String,
+    /// Partition: UTC date `YYYY-MM-DD`.
+    pub date: String,
+    /// Partition: UTC hour, 0 to 23.
+    pub hour: u8,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Lowercase hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// Retention period of the table when the file was written, as configured (`400d`).
+    pub retention: String,
+    /// The file may be deleted after this instant (RFC 3339 UTC), unless a hold covers it.
+    pub retain_until: String,
+}
+
+impl FileEntry {
+    /// The entry of a file of `table` in the partition of `hour_bucket` (hours since
+    /// the epoch), kept for `retention` after the end of that hour.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        table: &str,
+        path: String,
+        hour_bucket: i64,
+        rows: u64,
+        bytes: u64,
+        sha256: String,
+        retention: std::time::Duration,
+    ) -> Self {
+        let start = hour_bucket.saturating_mul(crate::layout::MICROS_PER_HOUR);
+        let t = DateTime::<Utc>::from_timestamp_micros(start).unwrap_or_default();
+        let retention_micros = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+        let until = start
+            .saturating_add(crate::layout::MICROS_PER_HOUR)
+            .saturating_add(retention_micros);
+        Self {
+            path,
+            table: table.to_string(),
+            date: t.format("%Y-%m-%d").to_string(),
+            hour: u8::try_from(chrono::Timelike::hour(&t)).unwrap_or(0),
+            rows,
+            bytes,
+            sha256,
+            retention: humantime::format_duration(retention).to_string(),
+            retain_until: rfc3339(until),
+        }
+    }
+
+    /// `retain_until` in microseconds since the epoch (`i64::MAX` if unreadable: kept).
+    pub fn retain_until_micros(&self) -> i64 {
+        parse_rfc3339(&self.retain_until).unwrap_or(i64::MAX)
+    }
+}
+
+/// A data file taken out of the archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removal {
+    /// Path relative to the archive root.
+    pub path: String,
+    /// Table the file belonged to.
+    pub table: String,
+    /// SHA-256 the file had when it was added.
+    pub sha256: String,
+    /// Why: `retention expired at ...`, `compacted into ...`.
+    pub reason: String,
+}
+
+/// Source positions covered by the data of a commit, both ends included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceRange {
+    /// Lines of a file (`-` for standard input), from 1.
+    File {
+        source: String,
+        first_line: u64,
+        last_line: u64,
+    },
+    /// Offsets of a Kafka partition.
+    Kafka {
+        topic: String,
+        partition: i32,
+        first_offset: i64,
+        last_offset: i64,
+    },
+}
+
+/// A legal hold: every file holding a row that matches `predicate` is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// The hold's unique name.
+    pub name: String,
+    /// A SQL predicate over a table's columns.
+    pub predicate: String,
+    /// Tables whose columns the predicate can be evaluated on.
+    pub tables: Vec<String>,
+    /// Why the hold was placed (case number, request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The tool and instance that wrote a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Writer {
+    /// `rampart <version>`.
+    pub tool: String,
+    /// A random id per process: tells concurrent instances apart.
+    pub instance: String,
+    /// The user or service account, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+impl Writer {
+    /// This process, as a writer.
+    pub fn this_process() -> Self {
+        static INSTANCE: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| uuid::Uuid::now_v7().simple().to_string());
+        Self {
+            tool: format!("rampart {}", env!("CARGO_PKG_VERSION")),
+            instance: INSTANCE.clone(),
+            user: current_user(),
+        }
+    }
+}
+
+/// The user running this process, from `$USER` (or `$USERNAME`).
+pub fn current_user() -> Option<String> {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// What a committer asks for; [`Ledger::commit`] numbers, links and stamps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// What the commit does.
+    pub action: Action,
+    /// Files made part of the archive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<FileEntry>,
+    /// Files taken out of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<Removal>,
+    /// Source positions the added data covers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceRange>,
+    /// A hold placed by this commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
+    /// The name of a hold released by this commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// Free text for people: why, by whose request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Change {
+    /// An empty change doing `action`.
+    pub fn new(action: Action) -> Self {
+        Self {
+            action,
+            add: Vec::new(),
+            remove: Vec::new(),
+            sources: Vec::new(),
+            hold: None,
+            release: None,
+            note: None,
+        }
+    }
+}
+
+/// One manifest as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Its number, equal to the number in its file name.
+    pub sequence: u64,
+    /// SHA-256 of the previous manifest's bytes; `None` for the first.
+    pub previous_sha256: Option<String>,
+    /// When it was committed (RFC 3339 UTC).
+    pub committed_at: String,
+    /// Who committed it.
+    pub writer: Writer,
+    /// What it changed.
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+/// A manifest read back, with the SHA-256 of its bytes.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// SHA-256 of its stored bytes.
+    pub sha256: String,
+}
+
+/// A live file with the manifest that added it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveFile {
+    /// Its entry as added.
+    pub entry: FileEntry,
+    /// The manifest that added it.
+    pub added_by: u64,
+}
+
+/// The archive as the chain says it is now.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    /// Files in the archive, by path.
+    pub live: BTreeMap<String, LiveFile>,
+    /// Holds in force, by name, with the manifest that placed each.
+    pub holds: BTreeMap<String, (Hold, u64)>,
+    /// The last manifest's number and SHA-256.
+    pub head: Option<(u64, String)>,
+    /// Per file source (`source` of [`SourceRange::File`]), the last committed line.
+    pub file_lines: BTreeMap<String, u64>,
+    /// Per Kafka (topic, partition), the last committed offset.
+    pub kafka_offsets: BTreeMap<(String, i32), i64>,
+}
+
+impl State {
+    /// Checks that `change` can follow this state.
+    fn check(&self, change: &Change) -> Result<(), LedgerError> {
+        let conflict = |message: String| Err(LedgerError::Conflict { message });
+        for r in &change.remove {
+            if !self.live.contains_key(&r.path) {
+                return conflict(format!(
+                    "{} is no longer in the archive (another commit removed it)",
+                    r.path
+                ));
+            }
+        }
+        for a in &change.add {
+            if self.live.contains_key(&a.path) {
+                return conflict(format!("{} is already in the archive", a.path));
+            }
+        }
+        if let Some(h) = &change.hold
+            && self.holds.contains_key(&h.name)
+        {
+            return conflict(format!(
+                "a hold named `{}` is already in force; release it or pick another name",
+                h.name
+            ));
+        }
+        if let Some(name) = &change.release
+            && !self.holds.contains_key(name)
+        {
+            return conflict(format!("no hold named `{name}` is in force"));
+        }
+        Ok(())
+    }
+
+    /// Applies a committed manifest.
+    fn apply(&mut self, c: &Committed) {
+        let m = &c.manifest;
+        for r in &m.change.remove {
+            self.live.remove(&r.path);
+        }
+        for a in &m.change.add {
+            self.live.insert(
+                a.path.clone(),
+                LiveFile {
+                    entry: a.clone(),
+                    added_by: m.sequence,
+                },
+            );
+        }
+        if let Some(h) = &m.change.hold {
+            self.holds.insert(h.name.clone(), (h.clone(), m.sequence));
+        }
+        if let Some(name) = &m.change.release {
+            self.holds.remove(name);
+        }
+        for s in &m.change.sources {
+            match s {
+                SourceRange::File {
+                    source, last_line, ..
+                } => {
+                    let e = self.file_lines.entry(source.clone()).or_default();
+                    *e = (*e).max(*last_line);
+                }
+                SourceRange::Kafka {
+                    topic,
+                    partition,
+                    last_offset,
+                    ..
+                } => {
+                    let e = self
+                        .kafka_offsets
+                        .entry((topic.clone(), *partition))
+                        .or_insert(*last_offset);
+                    *e = (*e).max(*last_offset);
+                }
+            }
+        }
+        self.head = Some((m.sequence, c.sha256.clone()));
+    }
+
+    /// Live files of `table`.
+    pub fn files_of<'a>(&'a self, table: &'a str) -> impl Iterator<Item = &'a LiveFile> + 'a {
+        self.live.values().filter(move |f| f.entry.table == table)
+    }
+}
+
+/// An error reading or committing manifests.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// The store failed.
+    #[error("archive store error at {path}: {source}")]
+    Store {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// A manifest cannot be read as one.
+    #[error("manifest {path} is not a valid {FORMAT} manifest: {message}; run `rampart verify`")]
+    Corrupt { path: String, message: String },
+    /// The sequence has a gap.
+    #[error(
+        "manifest {missing} is missing (the chain goes from {before} to {after}); run `rampart verify`"
+    )]
+    Gap {
+        missing: String,
+        before: u64,
+        after: u64,
+    },
+    /// The change no longer applies to the archive.
+    #[error("commit refused: {message}")]
+    Conflict { message: String },
+    /// Every attempt lost a race.
+    #[error("commit gave up after {attempts} attempts: other writers kept taking the next number")]
+    Contended { attempts: usize },
+}
+
+/// Every manifest object under `location`: (sequence, relative path, bytes), by sequence.
+/// Objects in the manifest folder whose names are not manifest names are returned with
+/// sequence `None` so that `verify` can report them.
+pub async fn read_manifests(
+    location: &Location,
+    after: Option<u64>,
+) -> Result<Vec<(Option<u64>, String, bytes::Bytes)>, LedgerError> {
+    let dir = location.child(MANIFEST_DIR);
+    let store_err = |source| LedgerError::Store {
+        path: MANIFEST_DIR.to_string(),
+        source,
+    };
+    let listed: Vec<object_store::ObjectMeta> = match after {
+        Some(seq) => {
+            let offset = location.child(&manifest_path(seq));
+            location
+                .store
+                .list_with_offset(Some(&dir), &offset)
+                .try_collect()
+                .await
+        }
+        None => location.store.list(Some(&dir)).try_collect().await,
+    }
+    .map_err(store_err)?;
+    let prefix = format!("{}/", location.prefix.as_ref().trim_end_matches('/'));
+    let mut out = Vec::with_capacity(listed.len());
+    for meta in listed {
+        let full = meta.location.to_string();
+        let relative = if location.prefix.as_ref().is_empty() {
+            full.clone()
+        } else {
+            full.strip_prefix(&prefix).unwrap_or(&full).to_string()
+        };
+        let bytes = location
+            .store
+            .get(&meta.location)
+            .await
+            .map_err(|source| LedgerError::Store {
+                path: relative.clone(),
+                source,
+            })?
+            .bytes()
+            .await
+            .map_err(|source| LedgerError::Store {
+                path: relative.clone(),
+                source,
+            })?;
+        out.push((parse_manifest_path(&relative), relative, bytes));
+    }
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    Ok(out)
+}
+
+/// Parses stored manifest bytes.
+pub fn parse_manifest(path: &str, bytes: &[u8]) -> Result<Committed, LedgerError> {
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| LedgerError::Corrupt {
+        path: path.to_string(),
+        message: e.to_string(),
+    })?;
+    if manifest.format != FORMAT {
+        return Err(LedgerError::Corrupt {
+            path: path.to_string(),
+            message: format!(
+                "format is `{}`, this version reads `{FORMAT}`",
+                manifest.format
+            ),
+        });
+    }
+    Ok(Committed {
+        manifest,
+        sha256: sha256_hex(bytes),
+    })
+}
+
+/// The chain of an archive, replayed, and the way to extend it.
+#[derive(Debug)]
+pub struct Ledger {
+    location: Location,
+    state: State,
+}
+
+impl Ledger {
+    /// Reads every manifest of the archive at `location` and replays them.
+    pub async fn load(location: &Location) -> Result<Self, LedgerError> {
+        let mut ledger = Self {
+            location: location.clone(),
+            state: State::default(),
+        };
+        ledger.refresh().await?;
+        Ok(ledger)
+    }
+
+    /// Reads and applies the manifests committed since the last read.
+    pub async fn refresh(&mut self) -> Result<(), LedgerError> {
+        let head = self.state.head.as_ref().map(|(s, _)| *s);
+        for (seq, path, bytes) in read_manifests(&self.location, head).await? {
+            let Some(seq) = seq else { continue };
+            let expected = head_after(&self.state);
+            if seq != expected {
+                return Err(LedgerError::Gap {
+                    missing: manifest_path(expected),
+                    before: expected.saturating_sub(1),
+                    after: seq,
+                });
+            }
+            let committed = parse_manifest(&path, &bytes)?;
+            if committed.manifest.sequence != seq {
+                return Err(LedgerError::Corrupt {
+                    path,
+                    message: format!("it says it is number {}", committed.manifest.sequence),
+                });
+            }
+            self.state.apply(&committed);
+        }
+        Ok(())
+    }
+
+    /// The archive's current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The archive's location.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Commits `change` as the next manifest. On losing the race for a number, re-reads
+    /// the chain, checks that the change still applies and tries the next number.
+    pub async fn commit(
+        &mut self,
+        change: Change,
+        clock: &dyn Clock,
+    ) -> Result<Committed, LedgerError> {
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            self.state.check(&change)?;
+            let sequence = head_after(&self.state);
+            let manifest = Manifest {
+                format: FORMAT.to_string(),
+                sequence,
+                previous_sha256: self.state.head.as_ref().map(|(_, h)| h.clone()),
+                committed_at: rfc3339(clock.now_micros()),
+                writer: Writer::this_process(),
+                change: change.clone(),
+            };
+            let mut bytes =
+                serde_json::to_vec_pretty(&manifest).map_err(|e| LedgerError::Corrupt {
+                    path: manifest_path(sequence),
+                    message: e.to_string(),
+                })?;
+            bytes.push(b'\n');
+            let sha256 = sha256_hex(&bytes);
+            let path = manifest_path(sequence);
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            match self
+                .location
+                .store
+                .put_opts(
+                    &self.location.child(&path),
+                    PutPayload::from(bytes),
+                    options,
+                )
+                .await
+            {
+                Ok(_) => {
+                    let committed = Committed { manifest, sha256 };
+                    self.state.apply(&committed);
+                    return Ok(committed);
+                }
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    tracing::debug!(sequence, "lost the race for a manifest number; retrying");
+                    self.refresh().await?;
+                }
+                Err(source) => return Err(LedgerError::Store { path, source }),
+            }
+        }
+        Err(LedgerError::Contended {
+            attempts: MAX_COMMIT_ATTEMPTS,
+        })
+    }
+}
+
+fn head_after(state: &State) -> u64 {
+    state.head.as_ref().map_or(1, |(s, _)| s + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+    use std::sync::Arc;
+
+    fn memory() -> Location {
+        Location {
+            url: url::Url::parse("memory:///a/").unwrap(),
+            store: Arc::new(object_store::memory::InMemory::new()),
+            prefix: object_store::path::Path::from("a"),
+        }
+    }
+
+    fn file(path: &str) -> FileEntry {
+        FileEntry {
+            path: path.into(),
+            table: "events".into(),
+            date: "2026-11-01".into(),
+            hour: 0,
+            rows: 1,
+            bytes: 10,
+            sha256: sha256_hex(path.as_bytes()),
+            retention: "400d".into(),
+            retain_until: rfc3339(0),
+        }
+    }
+
+    fn append(path: &str, first: u64, last: u64) -> Change {
+        Change {
+            add: vec![file(path)],
+            sources: vec![SourceRange::File {
+                source: "/in.jsonl".into(),
+                first_line: first,
+                last_line: last,
+            }],
+            ..Change::new(Action::Append)
+        }
+    }
+
+    #[test]
+    fn a_file_entry_is_kept_from_the_end_of_its_hour() {
+        // 2026-11-01T13:00Z is hour bucket 498_193.
+        let hour = 1_793_494_800_000_000 / crate::layout::MICROS_PER_HOUR + 12;
+        let e = FileEntry::new(
+            "events",
+            "p".into(),
+            hour,
+            1,
+            2,
+            "h".into(),
+            std::time::Duration::from_secs(2 * 86_400),
+        );
+        assert_eq!((e.date.as_str(), e.hour), ("2026-11-01", 13));
+        assert_eq!(e.retention, "2days");
+        assert_eq!(e.retain_until, "2026-11-03T14:00:00.000000Z");
+    }
+
+    #[test]
+    fn manifest_paths_sort_by_number() {
+        assert_eq!(
+            manifest_path(7),
+            "_rampart/manifests/00000000000000000007.json"
+        );
+        assert_eq!(parse_manifest_path(&manifest_path(12345)), Some(12345));
+        assert!(manifest_path(9) < manifest_path(10));
+        assert_eq!(parse_manifest_path("_rampart/manifests/7.json"), None);
+        assert_eq!(parse_manifest_path("x/00000000000000000001.txt"), None);
+    }
+
+    #[tokio::test]
+    async fn commits_chain_and_replay() {
+        let loc = memory();
+        let clock = ManualClock::new(1_000_000);
+        let mut l = Ledger::load(&loc).await.unwrap();
+        let a = l.commit(append("events/a", 1, 10), &clock).await.unwrap();
+        let b = l.commit(append("events/b", 11, 20), &clock).await.unwrap();
+        assert_eq!(a.manifest.sequence, 1);
+        assert_eq!(a.manifest.previous_sha256, None);
+        assert_eq!(
+            b.manifest.previous_sha256.as_deref(),
+            Some(a.sha256.as_str())
+        );
+        let stored = read_manifests(&loc, None).await.unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(
+            sha256_hex(&stored[1].2),
+            b.sha256,
+            "hash of the stored bytes"
+        );
+
+        let again = Ledger::load(&loc).await.unwrap();
+        assert_eq!(again.state().live.len(), 2);
+        assert_eq!(again.state().file_lines["/in.jsonl"], 20);
+        assert_eq!(again.state().head, Some((2, b.sha256)));
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_retries_on_the_next_number() {
+        let loc = memory();
+        let clock = ManualClock::new(0);
+        let mut one = Ledger::load(&loc).await.unwrap();
+        let mut two = Ledger::load(&loc).await.unwrap();
+        one.commit(append("events/a", 1, 1), &clock).await.unwrap();
+        // `two` still believes the archive is empty: it loses number 1 and takes 2.
+        let c = two.commit(append("events/b", 2, 2), &clock).await.unwrap();
+        assert_eq!(c.manifest.sequence, 2);
+        let first = Ledger::load(&loc).await.unwrap();
+        assert_eq!(
+            first.state().live.len(),
+            2,
+            "neither commit overwrote the other"
+        );
+        let stored = read_manifests(&loc, None).await.unwrap();
+        assert_eq!(
+            c.manifest.previous_sha256.as_deref(),
+            Some(sha256_hex(&stored[0].2).as_str())
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    // Real tasks on real threads race here; SpawnedTask lives in the pipeline crate.
+    #[allow(clippy::disallowed_methods)]
+    async fn concurrent_writers_all_land_without_gaps() {
+        let loc = memory();
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let loc = loc.clone();
+            tasks.push(tokio::spawn(async move {
+                let clock = ManualClock::new(0);
+                let mut l = Ledger::load(&loc).await.unwrap();
+                for i in 0..10 {
+                    l.commit(append(&format!("events/{w}-{i}"), 1, 1), &clock)
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let l = Ledger::load(&loc).await.unwrap();
+        assert_eq!(l.state().live.len(), 40);
+        assert_eq!(l.state().head.as_ref().unwrap().0, 40);
+    }
+
+    #[tokio::test]
+    async fn a_change_that_no_longer_applies_is_refused() {
+        let loc = memory();
+        let clock = ManualClock::new(0);
+        let mut one = Ledger::load(&loc).await.unwrap();
+        one.commit(append("events/a", 1, 1), &clock).await.unwrap();
+        let mut two = Ledger::load(&loc).await.unwrap();
+        let remove = |reason: &str| Change {
+            remove: vec![Removal {
+                path: "events/a".into(),
+                table: "events".into(),
+                sha256: String::new(),
+                reason: reason.into(),
+            }],
+            ..Change::new(Action::Retention)
+        };
+        one.commit(remove("first"), &clock).await.unwrap();
+        let err = two.commit(remove("second"), &clock).await.unwrap_err();
+        assert!(
+            err.to_string().contains("no longer in the archive"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gap_is_reported_with_the_missing_name() {
+        let loc = memory();
+        let clock = ManualClock::new(0);
+        let mut l = Ledger::load(&loc).await.unwrap();
+        for i in 0..3 {
+            l.commit(append(&format!("events/{i}"), 1, 1), &clock)
+                .await
+                .unwrap();
+        }
+        loc.store
+            .delete(&loc.child(&manifest_path(2)))
+            .await
+            .unwrap();
+        let err = Ledger::load(&loc).await.unwrap_err().to_string();
+        assert!(err.contains(&manifest_path(2)), "{err}");
+    }
+}

@@ -1,0 +1,157 @@
+//! Files that no manifest lists: left by a crash, or removed from the archive by
+//! compaction or retention and not yet deleted.
+
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use rampart_core::ledger::State;
+use rampart_core::schema;
+use rampart_core::store::Location;
+use tracing::info;
+
+use crate::{Error, Result};
+
+/// A data file that is not part of the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// Path relative to the archive root.
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Microseconds since it was last modified, by `now`.
+    pub age_micros: i64,
+}
+
+/// Every object under the tables' folders that `state` does not list as live.
+pub async fn find_orphans(location: &Location, state: &State, now: i64) -> Result<Vec<Orphan>> {
+    let root = location.prefix.as_ref().trim_end_matches('/');
+    let mut out = Vec::new();
+    for table in schema::tables() {
+        let dir = location.child(table.name());
+        let listed: Vec<object_store::ObjectMeta> = location
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|source| Error::Store {
+                path: table.name().to_string(),
+                source,
+            })?;
+        for meta in listed {
+            let full = meta.location.as_ref();
+            let relative = if root.is_empty() {
+                full
+            } else {
+                full.strip_prefix(root)
+                    .map_or(full, |r| r.trim_start_matches('/'))
+            };
+            if state.live.contains_key(relative) {
+                continue;
+            }
+            out.push(Orphan {
+                path: relative.to_string(),
+                bytes: meta.size,
+                age_micros: now.saturating_sub(meta.last_modified.timestamp_micros()),
+            });
+        }
+    }
+    out.extend(local_staging_files(location, now));
+    Ok(out)
+}
+
+/// On the local disk, an upload in progress is a staging file `<name>#<n>` that the store
+/// never lists; a crash leaves it behind. They are found by walking the folders.
+fn local_staging_files(location: &Location, now: i64) -> Vec<Orphan> {
+    let Ok(root) = location.url.to_file_path() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut stack: Vec<std::path::PathBuf> = schema::tables()
+        .iter()
+        .map(|t| root.join(t.name()))
+        .collect();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let staging = name
+                .rsplit_once('#')
+                .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !staging {
+                continue;
+            }
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+            let Ok(relative) = path.strip_prefix(&root) else {
+                continue;
+            };
+            out.push(Orphan {
+                path: relative.to_string_lossy().replace('\\', "/"),
+                bytes: meta.len(),
+                age_micros: now.saturating_sub(modified),
+            });
+        }
+    }
+    out
+}
+
+/// Deletes the orphans at least `grace` old (younger ones may belong to a writer that
+/// has not committed yet) and returns them.
+pub async fn remove_orphans(
+    location: &Location,
+    state: &State,
+    grace: Duration,
+    now: i64,
+) -> Result<Vec<Orphan>> {
+    let grace = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
+    let mut removed = Vec::new();
+    for orphan in find_orphans(location, state, now).await? {
+        if orphan.age_micros < grace {
+            continue;
+        }
+        if let Ok(root) = location.url.to_file_path()
+            && orphan.path.contains('#')
+        {
+            // A staging file: the store does not see it, the file system does.
+            match std::fs::remove_file(root.join(&orphan.path)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::Store {
+                        path: orphan.path,
+                        source: object_store::Error::Generic {
+                            store: "LocalFileSystem",
+                            source: Box::new(e),
+                        },
+                    });
+                }
+            }
+            removed.push(orphan);
+            continue;
+        }
+        match location.store.delete(&location.child(&orphan.path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(source) => {
+                return Err(Error::Store {
+                    path: orphan.path,
+                    source,
+                });
+            }
+        }
+        info!(path = %orphan.path, bytes = orphan.bytes, "removed a file that no manifest lists");
+        removed.push(orphan);
+    }
+    Ok(removed)
+}
