@@ -36,6 +36,24 @@ pub enum Error {
         source: rampart_core::ledger::LedgerError,
     },
 
+    /// The access log could not be written.
+    #[error(
+        "cannot record this access in the archive's access log (results are withheld): {message}"
+    )]
+    Access { message: String },
+
+    /// A hold or retention request is unusable or cannot be carried out.
+    #[error("{message}")]
+    Governance { message: String },
+
+    /// The store failed.
+    #[error("archive store error at {path}: {source}")]
+    Store {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+
     /// Writing results failed.
     #[error("cannot write results: {source}")]
     Output {

@@ -16,11 +16,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 mod error;
 mod format;
+pub mod holds;
 mod query;
 mod readonly;
 pub mod reconstruct;
+pub mod retention;
 mod table;
 
 pub use error::{Error, Result};

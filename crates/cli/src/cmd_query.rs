@@ -6,12 +6,17 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use rampart_archive::access::{AccessKind, AccessRecord, log_access};
 use rampart_archive::{Archive, OutputFormat};
+use rampart_core::SystemClock;
 
 /// Run one read-only SQL statement over the archive.
 ///
-/// Tables: events, dead_letters. Every table has the hive partition columns `date`
-/// (DATE) and `hour` (INT): filtering on them skips whole folders.
+/// Tables: events, dead_letters, attack_rates, policy_hits, violations, access_log.
+/// Every table has the hive partition columns `date` (DATE) and `hour` (INT): filtering
+/// on them skips whole folders. Only committed files are read. Every query, refused
+/// ones included, is recorded in access_log; if the record cannot be written, the
+/// results are not shown.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -61,8 +66,25 @@ pub(crate) async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     }
     let location = rampart_core::store::open(&config.archive.url, config.archive.options.clone())
         .with_context(|| format!("cannot open archive {}", config.archive.url))?;
-    let archive = Archive::open(location).await?;
-    let output = archive.query(&args.sql).await?;
+    let archive = Archive::open(location.clone()).await?;
+    let result = archive.query(&args.sql).await;
+    let record = AccessRecord {
+        kind: AccessKind::Query,
+        statement: args.sql.clone(),
+        rows: result.as_ref().map_or(0, |o| o.num_rows() as u64),
+        outcome: match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        },
+    };
+    log_access(
+        &location,
+        &record,
+        config.retention.access_log,
+        &SystemClock,
+    )
+    .await?;
+    let output = result?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     rampart_archive::write_results(&output, args.format.into(), &mut out)?;

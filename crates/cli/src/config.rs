@@ -49,3 +49,17 @@ pub(crate) fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         })?;
     Ok(config)
 }
+
+/// The configuration (see [`load`]) with `--archive` applied, and the archive opened.
+pub(crate) fn open_archive(
+    file: Option<&Path>,
+    archive: Option<String>,
+) -> anyhow::Result<(Config, rampart_core::store::Location)> {
+    let mut config = load(file)?;
+    if let Some(archive) = archive {
+        config.archive.url = archive;
+    }
+    let location = rampart_core::store::open(&config.archive.url, config.archive.options.clone())
+        .with_context(|| format!("cannot open archive {}", config.archive.url))?;
+    Ok((config, location))
+}

@@ -2,7 +2,9 @@
 //! configuration, then calls `rampart-pipeline`, `rampart-archive` or `rampart-gen`.
 
 mod cmd_gen;
+mod cmd_hold;
 mod cmd_query;
+mod cmd_retention;
 mod cmd_rules;
 mod cmd_run;
 mod config;
@@ -40,6 +42,8 @@ enum Command {
     Query(cmd_query::QueryArgs),
     Gen(cmd_gen::GenArgs),
     Rules(cmd_rules::RulesArgs),
+    Hold(cmd_hold::HoldArgs),
+    Retention(cmd_retention::RetentionArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +69,8 @@ fn main() -> ExitCode {
             Command::Query(args) => cmd_query::run(args).await,
             Command::Gen(args) => cmd_gen::run(args),
             Command::Rules(args) => cmd_rules::run(args).await,
+            Command::Hold(args) => cmd_hold::run(args).await,
+            Command::Retention(args) => cmd_retention::run(args).await,
         }
     });
     match result {

@@ -304,13 +304,26 @@ pub struct LiveFile {
     pub added_by: u64,
 }
 
+/// A hold in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveHold {
+    /// The hold as placed.
+    pub hold: Hold,
+    /// The manifest that placed it.
+    pub placed_by: u64,
+    /// When (RFC 3339 UTC).
+    pub placed_at: String,
+    /// Who placed it, if known.
+    pub placed_by_user: Option<String>,
+}
+
 /// The archive as the chain says it is now.
 #[derive(Debug, Clone, Default)]
 pub struct State {
     /// Files in the archive, by path.
     pub live: BTreeMap<String, LiveFile>,
-    /// Holds in force, by name, with the manifest that placed each.
-    pub holds: BTreeMap<String, (Hold, u64)>,
+    /// Holds in force, by name.
+    pub holds: BTreeMap<String, ActiveHold>,
     /// The last manifest's number and SHA-256.
     pub head: Option<(u64, String)>,
     /// Per file source (`source` of [`SourceRange::File`]), the last committed line.
@@ -368,7 +381,15 @@ impl State {
             );
         }
         if let Some(h) = &m.change.hold {
-            self.holds.insert(h.name.clone(), (h.clone(), m.sequence));
+            self.holds.insert(
+                h.name.clone(),
+                ActiveHold {
+                    hold: h.clone(),
+                    placed_by: m.sequence,
+                    placed_at: m.committed_at.clone(),
+                    placed_by_user: m.writer.user.clone(),
+                },
+            );
         }
         if let Some(name) = &m.change.release {
             self.holds.remove(name);
@@ -510,7 +531,7 @@ pub fn parse_manifest(path: &str, bytes: &[u8]) -> Result<Committed, LedgerError
 }
 
 /// The chain of an archive, replayed, and the way to extend it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Ledger {
     location: Location,
     state: State,

@@ -4,6 +4,7 @@
 mod cli;
 mod crash;
 mod external;
+mod governance;
 mod pipeline;
 mod query;
 mod reconstruct;

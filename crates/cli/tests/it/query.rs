@@ -57,9 +57,31 @@ fn statements_that_write_are_refused_and_change_nothing() {
         assert!(err.contains("refused"), "{sql}: {err}");
     }
     assert!(!target.exists());
-    assert_eq!(snapshot(&archive), before, "the archive changed");
+    // The evidence is unchanged: every file that existed is there as it was, and the only
+    // new files are the access log's records of the refused statements and their commits.
+    let after = snapshot(&archive);
+    for (path, meta) in &before {
+        assert_eq!(after.get(path), Some(meta), "{} changed", path.display());
+    }
+    let added: Vec<&PathBuf> = after.keys().filter(|p| !before.contains_key(*p)).collect();
+    assert!(
+        added.iter().all(|p| {
+            let rel = p.strip_prefix(&archive).unwrap();
+            rel.starts_with("access_log") || rel.starts_with("_rampart/manifests")
+        }),
+        "{added:?}"
+    );
     let n = query_json(&archive, "SELECT count(*) AS n FROM events");
     assert_eq!(n[0]["n"], g.stats.good);
+    let logged = query_json(
+        &archive,
+        "SELECT statement, outcome FROM access_log WHERE outcome LIKE 'refused%'",
+    );
+    assert_eq!(
+        logged.len(),
+        9,
+        "every refused statement is in the access log"
+    );
 }
 
 #[test]
