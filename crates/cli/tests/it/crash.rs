@@ -142,3 +142,89 @@ fn rerunning_a_finished_source_adds_nothing() {
     let total = g.stats.total();
     assert_eq!(line_coverage(&archive), (total, total, 1, total));
 }
+
+#[test]
+fn two_instances_commit_to_one_archive_at_once_without_losing_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs: Vec<Generated> = (0..2)
+        .map(|i| {
+            generate(
+                dir.path(),
+                &format!("in-{i}.jsonl"),
+                rampart_gen::GenConfig {
+                    bad_rate: 0.01,
+                    ..small(60_000, 50 + i)
+                },
+            )
+        })
+        .collect();
+    let archive = dir.path().join("archive");
+    // Commit every second from both processes: they race for manifest numbers.
+    let children: Vec<_> = inputs
+        .iter()
+        .map(|g| {
+            rampart()
+                .envs(ENV)
+                .env("RAMPART_RULES__ENABLED", "false")
+                .arg("run")
+                .arg("--source")
+                .arg(&g.path)
+                .arg("--archive")
+                .arg(&archive)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for g in &inputs {
+        let total = g.stats.total();
+        let rows = query_json(
+            &archive,
+            &format!(
+                "SELECT count(*) AS n, count(DISTINCT source_line) AS d FROM \
+                 (SELECT source_line, source_file FROM events UNION ALL \
+                  SELECT source_line, source_file FROM dead_letters) \
+                 WHERE source_file = '{}'",
+                g.path.display()
+            ),
+        );
+        assert_eq!(rows[0]["n"].as_u64(), Some(total), "{}", g.path.display());
+        assert_eq!(rows[0]["d"].as_u64(), Some(total));
+    }
+    // The manifests are numbered without gaps, each linked to the one before.
+    let mut names: Vec<PathBuf> = std::fs::read_dir(archive.join("_rampart/manifests"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let mut previous: Option<String> = None;
+    for (i, path) in names.iter().enumerate() {
+        let bytes = std::fs::read(path).unwrap();
+        let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(m["sequence"].as_u64(), Some(i as u64 + 1));
+        assert_eq!(m["previous_sha256"].as_str(), previous.as_deref());
+        previous = Some(sha256_hex(&bytes));
+    }
+    let writers: std::collections::BTreeSet<String> = names
+        .iter()
+        .map(|p| {
+            let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            m["writer"]["instance"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(writers.len() >= 2, "both instances committed");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
