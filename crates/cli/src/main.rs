@@ -1,6 +1,7 @@
 //! `rampart`: the command-line face of the pipeline. Thin by design: it resolves the
 //! configuration, then calls `rampart-pipeline`, `rampart-archive` or `rampart-gen`.
 
+mod cmd_compact;
 mod cmd_gen;
 mod cmd_hold;
 mod cmd_query;
@@ -44,6 +45,7 @@ enum Command {
     Rules(cmd_rules::RulesArgs),
     Hold(cmd_hold::HoldArgs),
     Retention(cmd_retention::RetentionArgs),
+    Compact(cmd_compact::CompactArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
             Command::Rules(args) => cmd_rules::run(args).await,
             Command::Hold(args) => cmd_hold::run(args).await,
             Command::Retention(args) => cmd_retention::run(args).await,
+            Command::Compact(args) => cmd_compact::run(args).await,
         }
     });
     match result {

@@ -34,6 +34,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// How long each table is kept.
     pub retention: RetentionConfig,
+    /// Rewriting the small files of closed hours into few large ones.
+    pub compact: CompactConfig,
 }
 
 /// `[source]`
@@ -297,6 +299,34 @@ pub struct AlertsConfig {
     pub path: String,
 }
 
+/// `[compact]`: the small files of an hour that is over are rewritten into few large
+/// ones, sorted for pruning, and the replacement is recorded in the archive's chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct CompactConfig {
+    /// How often `rampart run` compacts in the background; `0s` turns it off
+    /// (`rampart compact` still works).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Only hours that ended at least this long ago are compacted, so that late events
+    /// and files still being rolled land before their hour is rewritten.
+    #[serde(with = "humantime_serde")]
+    pub older_than: Duration,
+    /// Size of the files compaction writes. A file under half of it is small: an hour
+    /// with two or more small files has them rewritten.
+    pub target_file_bytes: ByteSize,
+}
+
+impl Default for CompactConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(10 * 60),
+            older_than: Duration::from_secs(2 * 3600),
+            target_file_bytes: ByteSize::mib(256),
+        }
+    }
+}
+
 impl Config {
     /// Checks every value against its allowed range. The error names the key and says
     /// what would be accepted.
@@ -367,6 +397,23 @@ impl Config {
         if self.archive.url.trim().is_empty() {
             return bad("archive.url", "must not be empty".into());
         }
+        let interval = self.compact.interval;
+        if !interval.is_zero() && interval < Duration::from_secs(1) {
+            return bad(
+                "compact.interval",
+                format!(
+                    "{} is neither 0s (off) nor at least 1s",
+                    humantime::format_duration(interval)
+                ),
+            );
+        }
+        let target = self.compact.target_file_bytes.as_u64();
+        if !((1 << 20)..=(4 << 30)).contains(&target) {
+            return bad(
+                "compact.target-file-bytes",
+                format!("{target} bytes is outside 1 MiB ..= 4 GiB"),
+            );
+        }
         Ok(())
     }
 }
@@ -419,5 +466,25 @@ mod tests {
                 .to_string()
                 .contains("window.size")
         );
+    }
+
+    #[test]
+    fn compact_section_reads_and_validates() {
+        let c: Config = toml::from_str(
+            "[compact]\ninterval = \"0s\"\nolder-than = \"3h\"\ntarget-file-bytes = \"64 MiB\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.compact.interval, Duration::ZERO);
+        assert_eq!(c.compact.older_than, Duration::from_secs(3 * 3600));
+        assert_eq!(c.compact.target_file_bytes, ByteSize::mib(64));
+        c.validate().unwrap();
+        let mut c = Config::default();
+        c.compact.interval = Duration::from_millis(500);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("compact.interval"), "{err}");
+        let mut c = Config::default();
+        c.compact.target_file_bytes = ByteSize::kib(10);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("compact.target-file-bytes"), "{err}");
     }
 }

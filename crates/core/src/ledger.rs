@@ -629,6 +629,12 @@ impl Ledger {
                     return Ok(committed);
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => {
+                    // Either another writer took the number, or this very request landed
+                    // and its response was lost (the store's retry then finds it there).
+                    if let Some(ours) = self.our_own(sequence, &manifest).await? {
+                        self.state.apply(&ours);
+                        return Ok(ours);
+                    }
                     tracing::debug!(sequence, "lost the race for a manifest number; retrying");
                     self.refresh().await?;
                 }
@@ -638,6 +644,33 @@ impl Ledger {
         Err(LedgerError::Contended {
             attempts: MAX_COMMIT_ATTEMPTS,
         })
+    }
+}
+
+impl Ledger {
+    /// The manifest stored at `sequence` if it is `mine` (same writer instance, same
+    /// change): a commit whose success was not reported.
+    async fn our_own(
+        &self,
+        sequence: u64,
+        mine: &Manifest,
+    ) -> Result<Option<Committed>, LedgerError> {
+        let path = manifest_path(sequence);
+        let bytes = match self.location.store.get(&self.location.child(&path)).await {
+            Ok(got) => got.bytes().await.map_err(|source| LedgerError::Store {
+                path: path.clone(),
+                source,
+            })?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(source) => return Err(LedgerError::Store { path, source }),
+        };
+        let Ok(stored) = parse_manifest(&path, &bytes) else {
+            return Ok(None);
+        };
+        let same = stored.manifest.writer.instance == mine.writer.instance
+            && stored.manifest.change == mine.change
+            && stored.manifest.previous_sha256 == mine.previous_sha256;
+        Ok(same.then_some(stored))
     }
 }
 
@@ -789,6 +822,24 @@ mod tests {
         let l = Ledger::load(&loc).await.unwrap();
         assert_eq!(l.state().live.len(), 40);
         assert_eq!(l.state().head.as_ref().unwrap().0, 40);
+    }
+
+    #[tokio::test]
+    async fn a_commit_that_landed_but_was_not_reported_is_recognised() {
+        let loc = memory();
+        let clock = ManualClock::new(0);
+        let mut before = Ledger::load(&loc).await.unwrap();
+        let mut l = before.clone();
+        let first = l.commit(append("events/a", 1, 1), &clock).await.unwrap();
+        // `before` retries the very same commit, as after a lost response: it finds its
+        // own manifest instead of refusing the change or committing it twice.
+        let again = before
+            .commit(append("events/a", 1, 1), &clock)
+            .await
+            .unwrap();
+        assert_eq!(again.manifest.sequence, 1);
+        assert_eq!(again.sha256, first.sha256);
+        assert_eq!(read_manifests(&loc, None).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -39,6 +39,25 @@ pub enum Error {
         source: rampart_core::ledger::LedgerError,
     },
 
+    /// The files of a partition could not be read and sorted for compaction.
+    #[error("cannot read {partition} for compaction: {source}")]
+    CompactRead {
+        partition: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+
+    /// A compaction wrote a different number of rows than its inputs hold.
+    #[error(
+        "compaction of {partition} wrote {written} rows but the manifests say its files hold \
+         {expected}; nothing was committed; run `rampart verify` on the archive"
+    )]
+    CompactRowCount {
+        partition: String,
+        expected: u64,
+        written: u64,
+    },
+
     /// A stage stopped unexpectedly (a bug).
     #[error("internal error: pipeline stage `{stage}` {message}")]
     Stage {

@@ -16,15 +16,21 @@
 //! **Delivery.** Every message read becomes exactly one row of `events` or
 //! `dead_letters`. With a file source there are no offsets to commit; the Kafka source
 //! will advance its offsets only after the files holding them are complete.
+//!
+//! **Compaction.** [`compact()`] rewrites the small files of hours that are over into few
+//! large sorted ones, one manifest per hour; `run` does it every `compact.interval` in
+//! the background (see [`mod@compact`]).
 
 mod alerts;
 mod commit;
+pub mod compact;
 mod error;
 mod run;
 mod summary;
 mod task;
 mod violations;
 
+pub use compact::{CompactReport, compact};
 pub use error::{Error, Result};
 pub use run::{RunOptions, run};
-pub use summary::{LatencySummary, Summary, TableSummary, WindowSummary};
+pub use summary::{CompactionSummary, LatencySummary, Summary, TableSummary, WindowSummary};

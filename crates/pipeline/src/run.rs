@@ -188,6 +188,8 @@ pub(crate) async fn run_source(
         None
     };
     let mut alerts = AlertSink::open(&config.alerts.path)?;
+    // Every compact.interval, the small files of closed hours are rewritten.
+    let compactor = crate::compact::start(&archive, config, Arc::clone(&options.clock));
     let idle_timeout = i64::try_from(config.window.idle_timeout.as_micros()).unwrap_or(i64::MAX);
     info!(
         source = %source_label,
@@ -445,6 +447,10 @@ pub(crate) async fn run_source(
     windows.open_violations = open_violations as u64;
     windows.alert_latency = alert_latency;
     let (committer, batch_latency) = sink_result?;
+    let compaction = match compactor {
+        Some(c) => c.stop().await?,
+        None => crate::CompactReport::default(),
+    };
 
     let summary = Summary {
         source: source_label,
@@ -458,6 +464,7 @@ pub(crate) async fn run_source(
         commits: committer.commits,
         resumed_after_line: resume_after,
         orphans_removed: orphans.len() as u64,
+        compaction: crate::summary::CompactionSummary::of(&compaction),
         elapsed: started.elapsed(),
         batch_latency,
         windows,

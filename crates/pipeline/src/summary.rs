@@ -17,6 +17,28 @@ pub struct TableSummary {
     pub bytes: u64,
 }
 
+/// What background compaction did during a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionSummary {
+    /// Partitions compacted.
+    pub partitions: u64,
+    /// Files they held before.
+    pub files_before: u64,
+    /// Files they hold now.
+    pub files_after: u64,
+}
+
+impl CompactionSummary {
+    /// The totals of `report`.
+    pub fn of(report: &crate::CompactReport) -> Self {
+        Self {
+            partitions: report.partitions(),
+            files_before: report.files_before(),
+            files_after: report.files_after(),
+        }
+    }
+}
+
 /// Percentiles of a latency, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LatencySummary {
@@ -103,6 +125,8 @@ pub struct Summary {
     pub resumed_after_line: Option<u64>,
     /// Files that no manifest listed (left by a crash), removed at start-up.
     pub orphans_removed: u64,
+    /// Background compaction during the run.
+    pub compaction: CompactionSummary,
     /// Wall-clock duration of the run.
     pub elapsed: Duration,
     /// From a chunk read to its rows handed to the archive writer.
@@ -197,6 +221,14 @@ impl Summary {
                 t.rows,
                 t.files,
                 t.bytes as f64 / 1048576.0
+            );
+        }
+        let c = &self.compaction;
+        if c.partitions > 0 {
+            let _ = writeln!(
+                s,
+                "  compacted     {:>12} partitions, {} files into {}",
+                c.partitions, c.files_before, c.files_after
             );
         }
         let _ = writeln!(

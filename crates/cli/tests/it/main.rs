@@ -2,6 +2,7 @@
 //! checks (the generator's ground truth, DuckDB and pyarrow, the input itself).
 
 mod cli;
+mod compact;
 mod crash;
 mod external;
 mod governance;
