@@ -36,6 +36,22 @@ pub enum Error {
         source: rampart_core::ledger::LedgerError,
     },
 
+    /// The archive's store failed while `rampart verify` listed or read `path`.
+    #[error("cannot read {path} from the archive store: {source}")]
+    Store {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// A bundle directory or file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Writing results failed.
     #[error("cannot write results: {source}")]
     Output {

@@ -16,12 +16,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bundle_verify;
 mod error;
 mod format;
 mod query;
 mod readonly;
 pub mod reconstruct;
 mod table;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use format::{OutputFormat, write_results};

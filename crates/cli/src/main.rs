@@ -5,6 +5,7 @@ mod cmd_gen;
 mod cmd_query;
 mod cmd_rules;
 mod cmd_run;
+mod cmd_verify;
 mod config;
 
 use std::process::ExitCode;
@@ -40,6 +41,7 @@ enum Command {
     Query(cmd_query::QueryArgs),
     Gen(cmd_gen::GenArgs),
     Rules(cmd_rules::RulesArgs),
+    Verify(cmd_verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
             Command::Query(args) => cmd_query::run(args).await,
             Command::Gen(args) => cmd_gen::run(args),
             Command::Rules(args) => cmd_rules::run(args).await,
+            Command::Verify(args) => cmd_verify::run(args).await,
         }
     });
     match result {

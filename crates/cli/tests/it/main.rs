@@ -8,6 +8,7 @@ mod pipeline;
 mod query;
 mod reconstruct;
 mod rules;
+mod verify;
 mod windows;
 
 use std::path::{Path, PathBuf};
