@@ -54,6 +54,14 @@ pub enum Error {
         source: object_store::Error,
     },
 
+    /// A bundle directory or file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Writing results failed.
     #[error("cannot write results: {source}")]
     Output {

@@ -17,6 +17,7 @@
 //! ```
 
 pub mod access;
+pub mod bundle_verify;
 mod error;
 mod format;
 pub mod holds;
@@ -25,6 +26,7 @@ mod readonly;
 pub mod reconstruct;
 pub mod retention;
 mod table;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use format::{OutputFormat, write_results};

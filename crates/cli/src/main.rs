@@ -8,6 +8,7 @@ mod cmd_query;
 mod cmd_retention;
 mod cmd_rules;
 mod cmd_run;
+mod cmd_verify;
 mod config;
 
 use std::process::ExitCode;
@@ -46,6 +47,7 @@ enum Command {
     Hold(cmd_hold::HoldArgs),
     Retention(cmd_retention::RetentionArgs),
     Compact(cmd_compact::CompactArgs),
+    Verify(cmd_verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
             Command::Hold(args) => cmd_hold::run(args).await,
             Command::Retention(args) => cmd_retention::run(args).await,
             Command::Compact(args) => cmd_compact::run(args).await,
+            Command::Verify(args) => cmd_verify::run(args).await,
         }
     });
     match result {

@@ -9,6 +9,7 @@ fn every_command_has_help_with_examples() {
         vec!["run", "--help"],
         vec!["query", "--help"],
         vec!["gen", "--help"],
+        vec!["verify", "--help"],
     ] {
         let out = ok(rampart().args(&cmd));
         let text = String::from_utf8(out.stdout).unwrap();

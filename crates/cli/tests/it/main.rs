@@ -10,6 +10,7 @@ mod pipeline;
 mod query;
 mod reconstruct;
 mod rules;
+mod verify;
 mod windows;
 
 use std::path::{Path, PathBuf};
