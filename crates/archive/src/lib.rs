@@ -17,6 +17,7 @@
 //! ```
 
 mod error;
+pub mod export;
 mod format;
 mod query;
 mod readonly;

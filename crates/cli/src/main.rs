@@ -1,6 +1,7 @@
 //! `rampart`: the command-line face of the pipeline. Thin by design: it resolves the
 //! configuration, then calls `rampart-pipeline`, `rampart-archive` or `rampart-gen`.
 
+mod cmd_export;
 mod cmd_gen;
 mod cmd_query;
 mod cmd_rules;
@@ -40,6 +41,7 @@ enum Command {
     Query(cmd_query::QueryArgs),
     Gen(cmd_gen::GenArgs),
     Rules(cmd_rules::RulesArgs),
+    Export(cmd_export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
             Command::Query(args) => cmd_query::run(args).await,
             Command::Gen(args) => cmd_gen::run(args),
             Command::Rules(args) => cmd_rules::run(args).await,
+            Command::Export(args) => cmd_export::run(args).await,
         }
     });
     match result {

@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod export;
 mod external;
 mod pipeline;
 mod query;
