@@ -19,6 +19,7 @@
 pub mod access;
 pub mod bundle_verify;
 mod error;
+pub mod export;
 mod format;
 pub mod holds;
 mod query;

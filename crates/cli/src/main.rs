@@ -2,6 +2,7 @@
 //! configuration, then calls `rampart-pipeline`, `rampart-archive` or `rampart-gen`.
 
 mod cmd_compact;
+mod cmd_export;
 mod cmd_gen;
 mod cmd_hold;
 mod cmd_query;
@@ -48,6 +49,7 @@ enum Command {
     Retention(cmd_retention::RetentionArgs),
     Compact(cmd_compact::CompactArgs),
     Verify(cmd_verify::VerifyArgs),
+    Export(cmd_export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
             Command::Retention(args) => cmd_retention::run(args).await,
             Command::Compact(args) => cmd_compact::run(args).await,
             Command::Verify(args) => cmd_verify::run(args).await,
+            Command::Export(args) => cmd_export::run(args).await,
         }
     });
     match result {

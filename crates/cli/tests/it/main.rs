@@ -4,6 +4,7 @@
 mod cli;
 mod compact;
 mod crash;
+mod export;
 mod external;
 mod governance;
 mod pipeline;
