@@ -263,6 +263,11 @@ fn compaction_keeps_every_row_once_in_one_sorted_file_per_closed_hour() {
     let again = compact(&archive, "0s");
     assert!(again.contains("nothing to compact"), "{again}");
     assert_eq!(files_by_partition(&archive), after);
+
+    // The replacement is in the chain: the archive verifies.
+    let out = ok(rampart().args(["verify", "--archive"]).arg(&archive));
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(report.contains("archive intact"), "{report}");
 }
 
 #[test]

@@ -192,6 +192,11 @@ fn retention_removes_expired_files_except_those_a_hold_covers() {
     assert!(hold(&["list"]).contains("no holds in force"));
     apply(&["--allow-short-retention"]);
     assert_eq!(q("true"), 0);
+
+    // The chain still verifies, and shows the history: holds, releases, removals.
+    let out = ok(rampart().args(["verify", "--archive"]).arg(&archive));
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(report.contains("archive intact"), "{report}");
 }
 
 #[test]
