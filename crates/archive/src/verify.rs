@@ -96,6 +96,9 @@ pub enum Kind {
     /// `manifest.json` is not a valid `rampart-export/1` manifest, or its entries
     /// disagree with each other or with SHA256SUMS.
     BadBundleManifest,
+    /// A checkpoint (a derived copy of the state, to load faster) disagrees with the
+    /// chain or cannot be read.
+    BadCheckpoint,
     // --- notes
     /// An extra file younger than the grace period: a writer may still commit it.
     RecentExtra,
@@ -131,6 +134,7 @@ impl Kind {
             Kind::UnsafePath => "unsafe-path",
             Kind::BadChecksumLine => "bad-checksum-line",
             Kind::BadBundleManifest => "bad-bundle-manifest",
+            Kind::BadCheckpoint => "bad-checkpoint",
             Kind::RecentExtra => "recent-extra",
             Kind::AwaitingCleanup => "awaiting-cleanup",
             Kind::RecordedHead => "recorded-head",
@@ -310,6 +314,12 @@ pub async fn verify_archive(
         .await
         .map_err(|source| Error::Ledger { source })?;
     let chain = check_chain(&stored, &mut report);
+    let checkpoints = rampart_core::ledger::check_checkpoints(location, &chain)
+        .await
+        .map_err(|source| Error::Ledger { source })?;
+    for (path, message) in checkpoints {
+        report.problem(Kind::BadCheckpoint, path, message);
+    }
     let replay = replay(&chain, &mut report);
     check_files(location, &replay, &mut report).await?;
     check_extras(location, &replay, now_micros, grace, &mut report).await?;
@@ -974,6 +984,26 @@ mod tests {
             .filter(|p| p.path == path)
             .map(|p| p.kind)
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_that_disagrees_with_the_chain_is_reported() {
+        let loc = memory();
+        let n = rampart_core::ledger::CHECKPOINT_EVERY as usize;
+        let files = archive(&loc, n).await;
+        let path = rampart_core::ledger::checkpoint_path(n as u64);
+        assert!(verify(&loc).await.is_intact(), "with an honest checkpoint");
+        // Hide a file from everything that loads from the checkpoint.
+        let text = String::from_utf8(stored(&loc, &path).await).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["live"].as_array_mut().unwrap().remove(0);
+        put(&loc, &path, serde_json::to_vec(&v).unwrap()).await;
+        let r = verify(&loc).await;
+        assert_eq!(kinds_at(&r, &path), vec![Kind::BadCheckpoint], "{r}");
+        assert!(
+            kinds_at(&r, &files[0]).is_empty(),
+            "the file itself is fine"
+        );
     }
 
     #[tokio::test]

@@ -17,6 +17,14 @@
 //! files, the active holds and the committed source positions. It checks that the
 //! sequence has no gaps; the full integrity check (hashes, file contents) is
 //! `rampart verify`, built on [`read_manifests`].
+//!
+//! **Checkpoints.** Replaying every manifest costs one read per commit ever made, and
+//! every query, export and hold is a commit. So every [`CHECKPOINT_EVERY`]th commit also
+//! writes `_rampart/checkpoints/<sequence>.json`: the whole state after that manifest,
+//! with that manifest's SHA-256. Loading starts from the newest checkpoint and reads only
+//! the manifests after it. A checkpoint is derived data, never evidence: the chain is.
+//! `rampart verify` replays the chain and reports any checkpoint that disagrees with it
+//! ([`check_checkpoints`]); an unreadable checkpoint is skipped for a full replay.
 
 use std::collections::BTreeMap;
 
@@ -35,12 +43,29 @@ pub const MANIFEST_DIR: &str = "_rampart/manifests";
 /// The `format` of the manifests this version writes and reads.
 pub const FORMAT: &str = "rampart-manifest/1";
 
+/// Folder of the checkpoints, relative to the archive root.
+pub const CHECKPOINT_DIR: &str = "_rampart/checkpoints";
+
+/// A checkpoint is written after every manifest whose number is a multiple of this.
+pub const CHECKPOINT_EVERY: u64 = 100;
+
+/// The newest checkpoints kept; older ones are deleted.
+const CHECKPOINTS_KEPT: usize = 3;
+
+/// The `format` of checkpoints.
+const CHECKPOINT_FORMAT: &str = "rampart-checkpoint/1";
+
 /// How many times a commit retries after losing the race for a manifest number.
 const MAX_COMMIT_ATTEMPTS: usize = 1000;
 
 /// The path of manifest `sequence`, relative to the archive root.
 pub fn manifest_path(sequence: u64) -> String {
     format!("{MANIFEST_DIR}/{sequence:020}.json")
+}
+
+/// The path of the checkpoint after manifest `sequence`, relative to the archive root.
+pub fn checkpoint_path(sequence: u64) -> String {
+    format!("{CHECKPOINT_DIR}/{sequence:020}.json")
 }
 
 /// The sequence number of a manifest path (relative or absolute), if it is one.
@@ -425,6 +450,208 @@ impl State {
     }
 }
 
+/// A live file as a checkpoint stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct CheckpointFile {
+    added_by: u64,
+    #[serde(flatten)]
+    entry: FileEntry,
+}
+
+/// A hold in force as a checkpoint stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct CheckpointHold {
+    placed_by: u64,
+    placed_at: String,
+    placed_by_user: Option<String>,
+    #[serde(flatten)]
+    hold: Hold,
+}
+
+/// A committed Kafka offset as a checkpoint stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct CheckpointOffset {
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+/// The state after one manifest, stored so that loading need not replay from the start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Checkpoint {
+    format: String,
+    sequence: u64,
+    manifest_sha256: String,
+    live: Vec<CheckpointFile>,
+    holds: Vec<CheckpointHold>,
+    file_lines: BTreeMap<String, u64>,
+    kafka_offsets: Vec<CheckpointOffset>,
+}
+
+impl Checkpoint {
+    fn of(state: &State) -> Option<Self> {
+        let (sequence, sha) = state.head.clone()?;
+        Some(Self {
+            format: CHECKPOINT_FORMAT.to_string(),
+            sequence,
+            manifest_sha256: sha,
+            live: state
+                .live
+                .values()
+                .map(|f| CheckpointFile {
+                    added_by: f.added_by,
+                    entry: f.entry.clone(),
+                })
+                .collect(),
+            holds: state
+                .holds
+                .values()
+                .map(|h| CheckpointHold {
+                    placed_by: h.placed_by,
+                    placed_at: h.placed_at.clone(),
+                    placed_by_user: h.placed_by_user.clone(),
+                    hold: h.hold.clone(),
+                })
+                .collect(),
+            file_lines: state.file_lines.clone(),
+            kafka_offsets: state
+                .kafka_offsets
+                .iter()
+                .map(|((topic, partition), offset)| CheckpointOffset {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: *offset,
+                })
+                .collect(),
+        })
+    }
+
+    fn into_state(self) -> State {
+        State {
+            live: self
+                .live
+                .into_iter()
+                .map(|f| {
+                    (
+                        f.entry.path.clone(),
+                        LiveFile {
+                            entry: f.entry,
+                            added_by: f.added_by,
+                        },
+                    )
+                })
+                .collect(),
+            holds: self
+                .holds
+                .into_iter()
+                .map(|h| {
+                    (
+                        h.hold.name.clone(),
+                        ActiveHold {
+                            hold: h.hold,
+                            placed_by: h.placed_by,
+                            placed_at: h.placed_at,
+                            placed_by_user: h.placed_by_user,
+                        },
+                    )
+                })
+                .collect(),
+            head: Some((self.sequence, self.manifest_sha256)),
+            file_lines: self.file_lines,
+            kafka_offsets: self
+                .kafka_offsets
+                .into_iter()
+                .map(|o| ((o.topic, o.partition), o.offset))
+                .collect(),
+        }
+    }
+}
+
+/// The checkpoints stored under `location`, by sequence: (sequence, relative path).
+async fn list_checkpoints(location: &Location) -> Result<Vec<(u64, String)>, LedgerError> {
+    let listed: Vec<object_store::ObjectMeta> = location
+        .store
+        .list(Some(&location.child(CHECKPOINT_DIR)))
+        .try_collect()
+        .await
+        .map_err(|source| LedgerError::Store {
+            path: CHECKPOINT_DIR.to_string(),
+            source,
+        })?;
+    let mut out: Vec<(u64, String)> = listed
+        .iter()
+        .filter_map(|m| {
+            let seq = parse_manifest_path(m.location.as_ref())?;
+            Some((seq, checkpoint_path(seq)))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+async fn read_checkpoint(location: &Location, path: &str) -> Result<Checkpoint, String> {
+    let bytes = location
+        .store
+        .get(&location.child(path))
+        .await
+        .map_err(|e| e.to_string())?
+        .bytes()
+        .await
+        .map_err(|e| e.to_string())?;
+    let c: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    if c.format != CHECKPOINT_FORMAT {
+        return Err(format!("format is `{}`", c.format));
+    }
+    Ok(c)
+}
+
+/// Checks every stored checkpoint against the state replayed from `chain` (the
+/// manifests in order, from number 1). Returns (checkpoint path, what is wrong).
+pub async fn check_checkpoints(
+    location: &Location,
+    chain: &[Committed],
+) -> Result<Vec<(String, String)>, LedgerError> {
+    let mut findings = Vec::new();
+    let checkpoints = list_checkpoints(location).await?;
+    let mut state = State::default();
+    let mut next = chain.iter().peekable();
+    for (seq, path) in checkpoints {
+        while let Some(c) = next.next_if(|c| c.manifest.sequence <= seq) {
+            state.apply(c);
+        }
+        let stored = match read_checkpoint(location, &path).await {
+            Ok(c) => c,
+            Err(e) => {
+                findings.push((path, format!("unreadable: {e}")));
+                continue;
+            }
+        };
+        if state.head.as_ref().map(|(s, _)| *s) != Some(seq) {
+            findings.push((
+                path,
+                format!("the chain has no manifest {seq} to compare it with"),
+            ));
+            continue;
+        }
+        let replayed = Checkpoint::of(&state);
+        if replayed.as_ref() != Some(&stored) {
+            let what = match &replayed {
+                Some(r) if r.manifest_sha256 != stored.manifest_sha256 => {
+                    "it records another SHA-256 for its manifest"
+                }
+                Some(r) if r.live != stored.live => "its live files differ from the chain's",
+                Some(r) if r.holds != stored.holds => "its holds differ from the chain's",
+                _ => "its source positions differ from the chain's",
+            };
+            findings.push((
+                path,
+                format!("disagrees with the chain replayed to manifest {seq}: {what}"),
+            ));
+        }
+    }
+    Ok(findings)
+}
+
 /// An error reading or committing manifests.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -538,14 +765,53 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Reads every manifest of the archive at `location` and replays them.
+    /// Reads the archive's chain at `location` and replays it, from the newest readable
+    /// checkpoint on.
     pub async fn load(location: &Location) -> Result<Self, LedgerError> {
         let mut ledger = Self {
             location: location.clone(),
             state: State::default(),
         };
+        for (seq, path) in list_checkpoints(location).await?.into_iter().rev() {
+            match read_checkpoint(location, &path).await {
+                Ok(c) if c.sequence == seq => {
+                    ledger.state = c.into_state();
+                    break;
+                }
+                Ok(_) => tracing::warn!(path, "checkpoint names another manifest; skipped"),
+                Err(e) => tracing::warn!(path, error = %e, "unreadable checkpoint; skipped"),
+            }
+        }
         ledger.refresh().await?;
         Ok(ledger)
+    }
+
+    /// Writes the checkpoint of the current state and deletes the oldest ones. A
+    /// checkpoint only saves time, so a failure is logged, not returned.
+    async fn checkpoint(&self) {
+        let Some(c) = Checkpoint::of(&self.state) else {
+            return;
+        };
+        let path = checkpoint_path(c.sequence);
+        let written = match serde_json::to_vec(&c) {
+            Ok(bytes) => self
+                .location
+                .store
+                .put(&self.location.child(&path), PutPayload::from(bytes))
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = written {
+            tracing::warn!(path, %error, "cannot write checkpoint; loading will replay more");
+            return;
+        }
+        if let Ok(all) = list_checkpoints(&self.location).await {
+            let old = all.len().saturating_sub(CHECKPOINTS_KEPT);
+            for (_, p) in &all[..old] {
+                let _ = self.location.store.delete(&self.location.child(p)).await;
+            }
+        }
     }
 
     /// Reads and applies the manifests committed since the last read.
@@ -626,6 +892,9 @@ impl Ledger {
                 Ok(_) => {
                     let committed = Committed { manifest, sha256 };
                     self.state.apply(&committed);
+                    if sequence.is_multiple_of(CHECKPOINT_EVERY) {
+                        self.checkpoint().await;
+                    }
                     return Ok(committed);
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => {
@@ -864,6 +1133,71 @@ mod tests {
             err.to_string().contains("no longer in the archive"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn loading_starts_from_the_newest_checkpoint_and_checkpoints_are_checked() {
+        let loc = memory();
+        let clock = ManualClock::new(0);
+        let mut l = Ledger::load(&loc).await.unwrap();
+        let n = 4 * CHECKPOINT_EVERY + 7;
+        for i in 0..n {
+            l.commit(append(&format!("events/{i}"), i + 1, i + 1), &clock)
+                .await
+                .unwrap();
+        }
+        let full = l.state().clone();
+        let kept = list_checkpoints(&loc).await.unwrap();
+        let seqs: Vec<u64> = kept.iter().map(|c| c.0).collect();
+        assert_eq!(seqs, vec![200, 300, 400], "the newest three are kept");
+
+        let chain: Vec<Committed> = read_manifests(&loc, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, p, b)| parse_manifest(p, b).unwrap())
+            .collect();
+        assert!(check_checkpoints(&loc, &chain).await.unwrap().is_empty());
+
+        // With the manifests the newest checkpoint covers gone, loading still gives the
+        // whole state: it read the checkpoint and the seven manifests after it.
+        let saved: Vec<_> = read_manifests(&loc, None).await.unwrap();
+        for seq in 1..=400 {
+            loc.store
+                .delete(&loc.child(&manifest_path(seq)))
+                .await
+                .unwrap();
+        }
+        let from_checkpoint = Ledger::load(&loc).await.unwrap();
+        assert_eq!(from_checkpoint.state().live, full.live);
+        assert_eq!(from_checkpoint.state().head, full.head);
+        assert_eq!(from_checkpoint.state().file_lines, full.file_lines);
+        for (_, path, bytes) in saved {
+            loc.store
+                .put(&loc.child(&path), PutPayload::from(bytes))
+                .await
+                .unwrap();
+        }
+
+        // A checkpoint that hides a file is caught, and an unreadable one is skipped.
+        let path = checkpoint_path(400);
+        let mut c = read_checkpoint(&loc, &path).await.unwrap();
+        c.live.remove(3);
+        let tampered = serde_json::to_vec(&c).unwrap();
+        loc.store
+            .put(&loc.child(&path), PutPayload::from(tampered))
+            .await
+            .unwrap();
+        let findings = check_checkpoints(&loc, &chain).await.unwrap();
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].0, path);
+        assert!(findings[0].1.contains("live files differ"), "{findings:?}");
+        loc.store
+            .put(&loc.child(&path), PutPayload::from_static(b"{not json"))
+            .await
+            .unwrap();
+        let fallback = Ledger::load(&loc).await.unwrap();
+        assert_eq!(fallback.state().live, full.live, "from checkpoint 300 on");
     }
 
     #[tokio::test]
