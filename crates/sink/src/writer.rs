@@ -297,12 +297,12 @@ mod tests {
         match std::env::var("RAMPART_TEST_S3_ENDPOINT") {
             Ok(endpoint) => {
                 let bucket = std::env::var("RAMPART_TEST_S3_BUCKET").unwrap();
-                // A fresh prefix per call: tests share the bucket.
-                let prefix = format!("sink-{}", uuid::Uuid::now_v7().simple());
-                let s3 = rampart_core::store::open(
-                    &format!("s3://{bucket}/{prefix}"),
-                    [
-                        ("aws_endpoint", endpoint),
+                // A fresh prefix per call: tests share the bucket. The second store sends
+                // `x-amz-checksum-sha256` with every upload, as Object Lock buckets require.
+                for (name, checksum) in [("s3", None), ("s3+checksum", Some("sha256"))] {
+                    let prefix = format!("sink-{}", uuid::Uuid::now_v7().simple());
+                    let mut options = vec![
+                        ("aws_endpoint", endpoint.clone()),
                         ("aws_allow_http", "true".into()),
                         ("aws_virtual_hosted_style_request", "false".into()),
                         (
@@ -314,10 +314,15 @@ mod tests {
                             std::env::var("AWS_SECRET_ACCESS_KEY").unwrap(),
                         ),
                         ("aws_region", "us-east-1".into()),
-                    ],
-                )
-                .unwrap();
-                stores.push(("s3", s3, None));
+                    ];
+                    if let Some(algorithm) = checksum {
+                        options.push(("aws_checksum_algorithm", algorithm.into()));
+                    }
+                    let s3 =
+                        rampart_core::store::open(&format!("s3://{bucket}/{prefix}"), options)
+                            .unwrap();
+                    stores.push((name, s3, None));
+                }
             }
             Err(_) => assert!(
                 std::env::var_os("RAMPART_REQUIRE_SERVICES").is_none(),
