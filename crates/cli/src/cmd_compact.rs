@@ -108,7 +108,7 @@ fn render(archive: &str, older_than: Duration, r: &CompactReport) -> String {
         if t.inputs_left > 0 {
             let _ = writeln!(
                 s,
-                "  {:<14}{:>6} replaced files not deleted yet (removed at the next run's orphan clean-up)",
+                "  {:<14}{:>6} replaced files not deleted yet (removed by a later clean-up)",
                 "", t.inputs_left
             );
         }
@@ -118,6 +118,13 @@ fn render(archive: &str, older_than: Duration, r: &CompactReport) -> String {
     }
     for p in &r.failed {
         let _ = writeln!(s, "  failed        {}: {}", p.partition, p.reason);
+    }
+    if r.orphans_removed > 0 {
+        let _ = writeln!(
+            s,
+            "  cleaned up    {} files that no manifest lists (older than archive.orphan-grace)",
+            r.orphans_removed
+        );
     }
     s
 }

@@ -150,6 +150,9 @@ pub struct CompactReport {
     /// Partitions that failed (the store, an unreadable file, a row count that does
     /// not match the manifests): left as they are.
     pub failed: Vec<PartitionSkipped>,
+    /// Files no manifest lists, older than `archive.orphan-grace`, deleted after the
+    /// pass: what crashes, failed deletes and earlier passes left.
+    pub orphans_removed: u64,
 }
 
 impl CompactReport {
@@ -308,6 +311,23 @@ async fn compact_until(
             Outcome::Failed(reason) => {
                 warn!(%partition, %reason, "partition not compacted");
                 report.failed.push(PartitionSkipped { partition, reason });
+            }
+        }
+    }
+    if !stop() {
+        // A long-running instance cleans up here, not only at start-up.
+        let location = ledger.location().clone();
+        let grace = config.archive.orphan_grace;
+        match rampart_sink::remove_orphans(&location, ledger.state(), grace, clock.now_micros())
+            .await
+        {
+            Ok(removed) => report.orphans_removed = removed.len() as u64,
+            Err(e) => {
+                warn!(error = %e, "clean-up of files no manifest lists failed");
+                report.failed.push(PartitionSkipped {
+                    partition: "(clean-up)".into(),
+                    reason: e.to_string(),
+                });
             }
         }
     }

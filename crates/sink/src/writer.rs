@@ -318,9 +318,8 @@ mod tests {
                     if let Some(algorithm) = checksum {
                         options.push(("aws_checksum_algorithm", algorithm.into()));
                     }
-                    let s3 =
-                        rampart_core::store::open(&format!("s3://{bucket}/{prefix}"), options)
-                            .unwrap();
+                    let s3 = rampart_core::store::open(&format!("s3://{bucket}/{prefix}"), options)
+                        .unwrap();
                     stores.push((name, s3, None));
                 }
             }

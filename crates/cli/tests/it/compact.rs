@@ -370,3 +370,28 @@ fn a_run_compacts_in_the_background_and_reports_it() {
     let total = g.stats.total();
     assert_eq!(line_coverage(&archive), (total, total, 1, total));
 }
+
+#[test]
+fn a_compaction_pass_cleans_up_files_no_manifest_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(dir.path(), "in.jsonl", small(500, 71));
+    let archive = dir.path().join("archive");
+    run_pipeline(&g.path, &archive);
+    let before = files_by_partition(&archive);
+    // What a crash leaves: a complete file that no manifest lists.
+    let (folder, files) = before.iter().next().unwrap();
+    let orphan = archive.join(folder).join("part-crashed.parquet");
+    std::fs::copy(archive.join(&files[0]), &orphan).unwrap();
+    let out = ok(rampart()
+        .env("RAMPART_ARCHIVE__ORPHAN_GRACE", "0s")
+        .args(["compact", "--older-than", "0s", "--archive"])
+        .arg(&archive));
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(report.contains("cleaned up    1 files"), "{report}");
+    assert!(!orphan.exists());
+    assert_eq!(
+        files_by_partition(&archive),
+        before,
+        "committed files untouched"
+    );
+}
