@@ -41,3 +41,6 @@ echo "== alerts: $(wc -l < alerts.jsonl) lines in alerts.jsonl, for example:"
 head -n 2 alerts.jsonl
 echo "== archive layout"
 find archive -name '*.parquet' | sort | head -n 8
+find archive/_rampart -type f | sort | head -n 3
+echo "== rampart verify: the manifest chain and every file's SHA-256"
+"$rampart" verify
