@@ -196,6 +196,10 @@ pub enum SourceRange {
         source: String,
         first_line: u64,
         last_line: u64,
+        /// SHA-256 of the file's line 1: tells a file replaced at the same path (rotated,
+        /// rewritten) from the one whose lines were committed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_line_sha256: Option<String>,
     },
     /// Offsets of a Kafka partition.
     Kafka {
@@ -353,11 +357,24 @@ pub struct State {
     pub head: Option<(u64, String)>,
     /// Per file source (`source` of [`SourceRange::File`]), the last committed line.
     pub file_lines: BTreeMap<String, u64>,
+    /// Per file source, the SHA-256 of its line 1 as last committed.
+    pub file_fingerprints: BTreeMap<String, String>,
     /// Per Kafka (topic, partition), the last committed offset.
     pub kafka_offsets: BTreeMap<(String, i32), i64>,
 }
 
 impl State {
+    /// The last committed line of the file source `source` whose line 1 hashes to
+    /// `first_line_sha256`; `None` when nothing of that file was committed (a file
+    /// replaced at the same path starts over).
+    pub fn resume_line(&self, source: &str, first_line_sha256: Option<&str>) -> Option<u64> {
+        let line = *self.file_lines.get(source)?;
+        match (self.file_fingerprints.get(source), first_line_sha256) {
+            (Some(recorded), Some(now)) if recorded != now => None,
+            _ => Some(line),
+        }
+    }
+
     /// Checks that `change` can follow this state.
     fn check(&self, change: &Change) -> Result<(), LedgerError> {
         let conflict = |message: String| Err(LedgerError::Conflict { message });
@@ -422,10 +439,21 @@ impl State {
         for s in &m.change.sources {
             match s {
                 SourceRange::File {
-                    source, last_line, ..
+                    source,
+                    last_line,
+                    first_line_sha256,
+                    ..
                 } => {
-                    let e = self.file_lines.entry(source.clone()).or_default();
-                    *e = (*e).max(*last_line);
+                    if let Some(f) = first_line_sha256
+                        && self.file_fingerprints.get(source) != Some(f)
+                    {
+                        // Another file at the same path: its lines start over.
+                        self.file_fingerprints.insert(source.clone(), f.clone());
+                        self.file_lines.insert(source.clone(), *last_line);
+                    } else {
+                        let e = self.file_lines.entry(source.clone()).or_default();
+                        *e = (*e).max(*last_line);
+                    }
                 }
                 SourceRange::Kafka {
                     topic,
@@ -485,6 +513,8 @@ struct Checkpoint {
     live: Vec<CheckpointFile>,
     holds: Vec<CheckpointHold>,
     file_lines: BTreeMap<String, u64>,
+    #[serde(default)]
+    file_fingerprints: BTreeMap<String, String>,
     kafka_offsets: Vec<CheckpointOffset>,
 }
 
@@ -514,6 +544,7 @@ impl Checkpoint {
                 })
                 .collect(),
             file_lines: state.file_lines.clone(),
+            file_fingerprints: state.file_fingerprints.clone(),
             kafka_offsets: state
                 .kafka_offsets
                 .iter()
@@ -558,6 +589,7 @@ impl Checkpoint {
                 .collect(),
             head: Some((self.sequence, self.manifest_sha256)),
             file_lines: self.file_lines,
+            file_fingerprints: self.file_fingerprints,
             kafka_offsets: self
                 .kafka_offsets
                 .into_iter()
@@ -982,6 +1014,7 @@ mod tests {
                 source: "/in.jsonl".into(),
                 first_line: first,
                 last_line: last,
+                first_line_sha256: None,
             }],
             ..Change::new(Action::Append)
         }

@@ -22,6 +22,8 @@ pub(crate) struct Committer {
     ledger: Ledger,
     retention: RetentionConfig,
     source: String,
+    /// SHA-256 of the source's line 1 (file sources).
+    fingerprint: Option<String>,
     clock: Arc<dyn Clock>,
     /// Source lines received since the last commit.
     lines: Option<(u64, u64)>,
@@ -36,12 +38,14 @@ impl Committer {
         ledger: Ledger,
         retention: RetentionConfig,
         source: String,
+        fingerprint: Option<String>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             ledger,
             retention,
             source,
+            fingerprint,
             clock,
             lines: None,
             commits: 0,
@@ -88,6 +92,7 @@ impl Committer {
                 source: self.source.clone(),
                 first_line,
                 last_line,
+                first_line_sha256: self.fingerprint.clone(),
             });
         }
         let committed = self

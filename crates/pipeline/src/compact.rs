@@ -904,6 +904,7 @@ mod tests {
                         source: "/in.jsonl".into(),
                         first_line: 1,
                         last_line: 1,
+                        first_line_sha256: None,
                     }],
                     ..Change::new(Action::Append)
                 };

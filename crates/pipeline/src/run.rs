@@ -175,12 +175,23 @@ pub(crate) async fn run_source(
         options.clock.now_micros(),
     )
     .await?;
-    // Lines an earlier run already committed are not read again (stdin cannot resume).
+    // Lines an earlier run already committed are not read again (stdin cannot resume),
+    // unless the file at that path is another one now (its line 1 differs).
+    let fingerprint = if live {
+        None
+    } else {
+        first_line_sha256(&source_label)
+    };
     let resume_after = if live {
         None
     } else {
-        ledger.state().file_lines.get(&source_label).copied()
+        ledger
+            .state()
+            .resume_line(&source_label, fingerprint.as_deref())
     };
+    if !live && resume_after.is_none() && ledger.state().file_lines.contains_key(&source_label) {
+        warn!(source = %source_label, "the file at this path is not the one an earlier run committed (its first line differs): reading it from line 1");
+    }
     let mut engine = if config.rules.enabled {
         let open = crate::violations::open_violations(&archive).await?;
         Some(WindowEngine::new(&config.window, &config.rules, open).await?)
@@ -383,6 +394,7 @@ pub(crate) async fn run_source(
         ledger,
         config.retention.clone(),
         source_label.clone(),
+        fingerprint,
         Arc::clone(&clock),
     );
     let commit_every = i64::try_from(config.sink.roll_interval.as_micros()).unwrap_or(i64::MAX);
@@ -477,6 +489,19 @@ pub(crate) async fn run_source(
         "pipeline finished"
     );
     Ok(summary)
+}
+
+/// SHA-256 of line 1 of the file at `path` (without its line end), read through at most
+/// the first MiB; `None` when it cannot be read or is empty.
+fn first_line_sha256(path: &str) -> Option<String> {
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(path).ok()?;
+    let mut line = Vec::new();
+    std::io::BufReader::new(file.take(1 << 20))
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    let line = line.strip_suffix(b"\n").unwrap_or(&line);
+    (!line.is_empty()).then(|| rampart_core::ledger::sha256_hex(line))
 }
 
 /// Resolves on Ctrl-C or SIGTERM when `enabled`, never otherwise.

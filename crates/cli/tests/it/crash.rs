@@ -228,3 +228,27 @@ fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+#[test]
+fn a_file_replaced_at_the_same_path_is_read_from_its_first_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = generate(dir.path(), "in.jsonl", small(3_000, 61));
+    let archive = dir.path().join("archive");
+    run_pipeline(&first.path, &archive);
+    // Rotated: a shorter, different file now has the same path.
+    let second = generate(dir.path(), "in.jsonl", small(1_000, 62));
+    let summary = run_pipeline(&second.path, &archive);
+    assert!(!summary.contains("resumed"), "{summary}");
+    let (n, _, _, _) = line_coverage(&archive);
+    assert_eq!(n, first.stats.total() + second.stats.total());
+    // The second file, run again, is recognised and adds nothing.
+    let again = run_pipeline(&second.path, &archive);
+    assert!(
+        again.contains(&format!(
+            "resumed       after line {}",
+            second.stats.total()
+        )),
+        "{again}"
+    );
+    assert_eq!(line_coverage(&archive).0, n);
+}
