@@ -49,8 +49,40 @@ pub struct PlacedHold {
     pub matching_rows: Vec<(String, u64)>,
 }
 
+/// Checks that `predicate` can be evaluated on a single file of `table`, as retention
+/// does: on the file's own columns, without the partition columns `date` and `hour`.
+async fn fits_a_file(table: &str, predicate: &str) -> Result<()> {
+    let Some(def) = schema::table(table) else {
+        return Ok(());
+    };
+    let ctx = SessionContext::new();
+    let df = ctx
+        .read_batch(arrow::record_batch::RecordBatch::new_empty(def.schema()))
+        .map_err(|source| Error::Query { source })?;
+    let planned = df
+        .parse_sql_expr(predicate)
+        .and_then(|expr| df.clone().filter(expr));
+    match planned {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let partition = rampart_core::layout::partition_columns()
+                .iter()
+                .any(|(c, _)| predicate.contains(c.as_str()));
+            let hint = if partition {
+                "; a hold is evaluated on each file's own columns, so the partition columns date and hour cannot be used: use the time column instead (for example ts >= TIMESTAMP '2026-11-01T00:00:00Z')"
+            } else {
+                ""
+            };
+            Err(Error::Governance {
+                message: format!("{e}{hint}"),
+            })
+        }
+    }
+}
+
 /// Rows of `table` matching `predicate` in the archive, or the reason it does not fit.
 async fn count_matching(archive: &Archive, table: &str, predicate: &str) -> Result<u64> {
+    fits_a_file(table, predicate).await?;
     let df = archive
         .session()
         .table(table)

@@ -265,7 +265,7 @@ mod tests {
             assert!(
                 m.change.remove[0]
                     .reason
-                    .contains("retention of 1day expired")
+                    .contains("retention of 1d expired")
             );
             let reloaded = Ledger::load(&loc).await.unwrap();
             let live: Vec<&String> = reloaded.state().live.keys().collect();

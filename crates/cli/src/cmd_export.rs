@@ -85,12 +85,27 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let location = rampart_core::store::open(&config.archive.url, config.archive.options.clone())
         .with_context(|| format!("cannot open archive {}", config.archive.url))?;
     let archive = Archive::open(location.clone()).await?;
+    // Every export goes in the access log: once before anything is written (so an
+    // export that cannot be recorded writes nothing), once with its outcome.
+    let statement = format!("{} --out {}", request.describe(), args.out);
+    let started = AccessRecord {
+        kind: AccessKind::Export,
+        statement: statement.clone(),
+        rows: 0,
+        outcome: "started".to_string(),
+    };
+    log_access(
+        &location,
+        &started,
+        config.retention.access_log,
+        &SystemClock,
+    )
+    .await?;
     let progress = Bar::new();
     let result = export::export(&archive, &request, &out, &SystemClock, &progress).await;
-    // Every export, failed ones included, goes in the access log.
     let record = AccessRecord {
         kind: AccessKind::Export,
-        statement: format!("{} --out {}", request.describe(), args.out),
+        statement,
         rows: result.as_ref().map_or(0, |s| s.manifest.rows_total),
         outcome: match &result {
             Ok(_) => "ok".to_string(),

@@ -73,7 +73,7 @@ pub(crate) async fn run(args: RetentionArgs) -> anyhow::Result<ExitCode> {
             "kept     {} (recorded retention {} is below the floor {}; pass --allow-short-retention to remove it)",
             f.entry.path,
             f.entry.retention,
-            humantime::format_duration(config.retention.floor)
+            rampart_core::config::format_period(config.retention.floor)
         );
     }
     if dry_run {

@@ -92,16 +92,22 @@ impl Default for ArchiveConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct RetentionConfig {
+    /// Accepted events (default 400 days).
     #[serde(with = "humantime_serde")]
     pub events: Duration,
+    /// Dead letters, by the time they were received (default 400 days).
     #[serde(with = "humantime_serde")]
     pub dead_letters: Duration,
+    /// Attack rates per window (default 400 days).
     #[serde(with = "humantime_serde")]
     pub attack_rates: Duration,
+    /// Policy hits (default 7 years).
     #[serde(with = "humantime_serde")]
     pub policy_hits: Duration,
+    /// Violation changes (default 7 years).
     #[serde(with = "humantime_serde")]
     pub violations: Duration,
+    /// The access log of queries and exports (default 7 years).
     #[serde(with = "humantime_serde")]
     pub access_log: Duration,
     /// No period may be shorter than this unless `--allow-short-retention` is given.
@@ -123,6 +129,17 @@ impl Default for RetentionConfig {
             access_log: days(7 * 365 + 2),
             floor: days(365),
         }
+    }
+}
+
+/// A period as people write it: whole days as `400d`, anything else as humantime
+/// writes it (`1h 30m`). Both read back with `humantime::parse_duration`.
+pub fn format_period(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs > 0 && secs.is_multiple_of(DAY) && d.subsec_nanos() == 0 {
+        format!("{}d", secs / DAY)
+    } else {
+        humantime::format_duration(d).to_string()
     }
 }
 
@@ -157,8 +174,8 @@ impl RetentionConfig {
                     message: format!(
                         "{} is below the retention floor of {} (retention.floor); \
                          if a shorter period is really meant, pass --allow-short-retention",
-                        humantime::format_duration(period),
-                        humantime::format_duration(self.floor)
+                        format_period(period),
+                        format_period(self.floor)
                     ),
                 });
             }
@@ -359,6 +376,16 @@ impl Config {
         }
         if self.sink.roll_interval < Duration::from_secs(1) {
             return bad("sink.roll-interval", "must be at least 1s".into());
+        }
+        if self.archive.orphan_grace < self.sink.roll_interval {
+            return bad(
+                "archive.orphan-grace",
+                format!(
+                    "{} is shorter than sink.roll-interval ({}): a file waits up to a roll interval for its commit, and clean-up would delete it first; use at least the roll interval (the default is 1h)",
+                    humantime::format_duration(self.archive.orphan_grace),
+                    humantime::format_duration(self.sink.roll_interval)
+                ),
+            );
         }
         if self.sink.max_open_files == 0 {
             return bad("sink.max-open-files", "must be at least 1".into());

@@ -163,7 +163,7 @@ impl FileEntry {
             rows,
             bytes,
             sha256,
-            retention: humantime::format_duration(retention).to_string(),
+            retention: crate::config::format_period(retention),
             retain_until: rfc3339(until),
         }
     }
@@ -621,6 +621,16 @@ async fn list_checkpoints(location: &Location) -> Result<Vec<(u64, String)>, Led
     Ok(out)
 }
 
+/// SHA-256 of the stored manifest `sequence`, if it can be read.
+async fn manifest_sha256(location: &Location, sequence: u64) -> Option<String> {
+    let got = location
+        .store
+        .get(&location.child(&manifest_path(sequence)))
+        .await
+        .ok()?;
+    Some(sha256_hex(&got.bytes().await.ok()?))
+}
+
 async fn read_checkpoint(location: &Location, path: &str) -> Result<Checkpoint, String> {
     let bytes = location
         .store
@@ -806,11 +816,17 @@ impl Ledger {
         };
         for (seq, path) in list_checkpoints(location).await?.into_iter().rev() {
             match read_checkpoint(location, &path).await {
-                Ok(c) if c.sequence == seq => {
+                // Only over the manifest it was made from: a checkpoint left from another
+                // chain, or one whose manifest was replaced, is not used.
+                Ok(c)
+                    if c.sequence == seq
+                        && manifest_sha256(location, seq).await.as_deref()
+                            == Some(c.manifest_sha256.as_str()) =>
+                {
                     ledger.state = c.into_state();
                     break;
                 }
-                Ok(_) => tracing::warn!(path, "checkpoint names another manifest; skipped"),
+                Ok(_) => tracing::warn!(path, "checkpoint does not match its manifest; skipped"),
                 Err(e) => tracing::warn!(path, error = %e, "unreadable checkpoint; skipped"),
             }
         }
@@ -1034,7 +1050,7 @@ mod tests {
             std::time::Duration::from_secs(2 * 86_400),
         );
         assert_eq!((e.date.as_str(), e.hour), ("2026-11-01", 13));
-        assert_eq!(e.retention, "2days");
+        assert_eq!(e.retention, "2d");
         assert_eq!(e.retain_until, "2026-11-03T14:00:00.000000Z");
     }
 
@@ -1192,10 +1208,10 @@ mod tests {
             .collect();
         assert!(check_checkpoints(&loc, &chain).await.unwrap().is_empty());
 
-        // With the manifests the newest checkpoint covers gone, loading still gives the
-        // whole state: it read the checkpoint and the seven manifests after it.
+        // With the manifests the newest checkpoint covers gone (but its own), loading
+        // still gives the whole state: it read the checkpoint and the manifests after it.
         let saved: Vec<_> = read_manifests(&loc, None).await.unwrap();
-        for seq in 1..=400 {
+        for seq in 1..400 {
             loc.store
                 .delete(&loc.child(&manifest_path(seq)))
                 .await
@@ -1205,6 +1221,15 @@ mod tests {
         assert_eq!(from_checkpoint.state().live, full.live);
         assert_eq!(from_checkpoint.state().head, full.head);
         assert_eq!(from_checkpoint.state().file_lines, full.file_lines);
+        // A checkpoint over another manifest 400 than the one stored is not used: the
+        // gap before 400 is found instead.
+        let mut other = saved[399].2.to_vec();
+        other.push(b' ');
+        loc.store
+            .put(&loc.child(&manifest_path(400)), PutPayload::from(other))
+            .await
+            .unwrap();
+        assert!(Ledger::load(&loc).await.is_err());
         for (_, path, bytes) in saved {
             loc.store
                 .put(&loc.child(&path), PutPayload::from(bytes))

@@ -315,12 +315,20 @@ async fn compact_until(
         }
     }
     if !stop() {
-        // A long-running instance cleans up here, not only at start-up.
+        // A long-running instance cleans up here, not only at start-up: against the chain
+        // as it is now, not as it was when the pass began.
         let location = ledger.location().clone();
         let grace = config.archive.orphan_grace;
-        match rampart_sink::remove_orphans(&location, ledger.state(), grace, clock.now_micros())
-            .await
-        {
+        let cleaned = match ledger.refresh().await {
+            Ok(()) => {
+                rampart_sink::remove_orphans(&location, ledger.state(), grace, clock.now_micros())
+                    .await
+            }
+            Err(e) => Err(rampart_sink::Error::Config {
+                message: format!("cannot re-read the chain before the clean-up: {e}"),
+            }),
+        };
+        match cleaned {
             Ok(removed) => report.orphans_removed = removed.len() as u64,
             Err(e) => {
                 warn!(error = %e, "clean-up of files no manifest lists failed");

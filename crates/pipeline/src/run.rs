@@ -174,7 +174,11 @@ pub(crate) async fn run_source(
         config.archive.orphan_grace,
         options.clock.now_micros(),
     )
-    .await?;
+    .await
+    .unwrap_or_else(|e| {
+        warn!(error = %e, "clean-up of files no manifest lists failed; they stay out of the archive");
+        Vec::new()
+    });
     // Lines an earlier run already committed are not read again (stdin cannot resume),
     // unless the file at that path is another one now (its line 1 differs).
     let fingerprint = if live {

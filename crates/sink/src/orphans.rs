@@ -108,7 +108,11 @@ fn local_staging_files(location: &Location, now: i64) -> Vec<Orphan> {
 }
 
 /// Deletes the orphans at least `grace` old (younger ones may belong to a writer that
-/// has not committed yet) and returns them.
+/// has not committed yet) and returns them. A file the store refuses to delete is
+/// logged and left for the next clean-up.
+///
+/// An archive without a single manifest is left alone: its files may be an archive
+/// written before manifests existed, which is not Rampart's to delete.
 pub async fn remove_orphans(
     location: &Location,
     state: &State,
@@ -117,6 +121,16 @@ pub async fn remove_orphans(
 ) -> Result<Vec<Orphan>> {
     let grace = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
     let mut removed = Vec::new();
+    if state.head.is_none() {
+        let found = find_orphans(location, state, now).await?;
+        if !found.is_empty() {
+            tracing::warn!(
+                files = found.len(),
+                "the archive has data files but no manifests (written by a version before manifests, or a first run that never committed); nothing is deleted"
+            );
+        }
+        return Ok(removed);
+    }
     for orphan in find_orphans(location, state, now).await? {
         if orphan.age_micros < grace {
             continue;
@@ -129,13 +143,8 @@ pub async fn remove_orphans(
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    return Err(Error::Store {
-                        path: orphan.path,
-                        source: object_store::Error::Generic {
-                            store: "LocalFileSystem",
-                            source: Box::new(e),
-                        },
-                    });
+                    tracing::warn!(path = %orphan.path, error = %e, "cannot delete a file no manifest lists; left for the next clean-up");
+                    continue;
                 }
             }
             removed.push(orphan);
@@ -143,15 +152,51 @@ pub async fn remove_orphans(
         }
         match location.store.delete(&location.child(&orphan.path)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(source) => {
-                return Err(Error::Store {
-                    path: orphan.path,
-                    source,
-                });
+            Err(e) => {
+                tracing::warn!(path = %orphan.path, error = %e, "cannot delete a file no manifest lists; left for the next clean-up");
+                continue;
             }
         }
         info!(path = %orphan.path, bytes = orphan.bytes, "removed a file that no manifest lists");
         removed.push(orphan);
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn files_of_an_archive_without_manifests_are_never_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc =
+            rampart_core::store::open(dir.path().to_str().unwrap(), Vec::<(String, String)>::new())
+                .unwrap();
+        let file = dir
+            .path()
+            .join("events/date=2026-01-01/hour=00/part-old.parquet");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"written before manifests existed").unwrap();
+        let now = i64::MAX / 2;
+        // No manifest at all: perhaps an archive of an older version. Left alone.
+        let empty = State::default();
+        assert!(
+            remove_orphans(&loc, &empty, Duration::ZERO, now)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(file.exists());
+        // Once a chain exists, a file it does not list is an orphan.
+        let chained = State {
+            head: Some((1, "h".into())),
+            ..State::default()
+        };
+        let removed = remove_orphans(&loc, &chained, Duration::ZERO, now)
+            .await
+            .unwrap();
+        assert_eq!(removed.len(), 1);
+        assert!(!file.exists());
+    }
 }

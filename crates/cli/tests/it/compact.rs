@@ -382,8 +382,14 @@ fn a_compaction_pass_cleans_up_files_no_manifest_lists() {
     let (folder, files) = before.iter().next().unwrap();
     let orphan = archive.join(folder).join("part-crashed.parquet");
     std::fs::copy(archive.join(&files[0]), &orphan).unwrap();
+    // Older than the hour of grace: no running writer can still commit it.
+    std::fs::File::options()
+        .write(true)
+        .open(&orphan)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
     let out = ok(rampart()
-        .env("RAMPART_ARCHIVE__ORPHAN_GRACE", "0s")
         .args(["compact", "--older-than", "0s", "--archive"])
         .arg(&archive));
     let report = String::from_utf8(out.stdout).unwrap();

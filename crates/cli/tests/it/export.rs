@@ -908,12 +908,16 @@ fn an_export_checks_out_with_verify_bundle_and_is_in_the_access_log() {
     assert_eq!(exported, malware);
     let log = query_json(
         &archive,
-        "SELECT \"user\", statement, rows, outcome FROM access_log WHERE kind = 'export'",
+        "SELECT \"user\", statement, rows, outcome FROM access_log WHERE kind = 'export' ORDER BY at",
     );
-    assert_eq!(log.len(), 1, "{log:?}");
-    assert_eq!(log[0]["user"], "counsel-3");
-    assert_eq!(log[0]["rows"].as_u64(), Some(exported));
-    assert_eq!(log[0]["outcome"], "ok");
+    // Recorded before anything was written, then with its outcome.
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0]["outcome"], "started");
+    assert_eq!(log[0]["statement"], log[1]["statement"]);
+    assert_eq!(log[1]["user"], "counsel-3");
+    assert_eq!(log[1]["rows"].as_u64(), Some(exported));
+    assert_eq!(log[1]["outcome"], "ok");
+    let log = &log[1..];
     let statement = log[0]["statement"].as_str().unwrap();
     assert!(
         statement.contains("category = 'malware'") && statement.contains("--out"),

@@ -272,3 +272,24 @@ fn every_query_is_recorded_in_the_access_log() {
     assert_eq!(log[1]["statement"], "DROP TABLE events");
     assert!(log[1]["outcome"].as_str().unwrap().starts_with("refused"));
 }
+
+#[test]
+fn a_hold_on_partition_columns_is_refused_with_the_alternative() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(dir.path(), "in.jsonl", small(300, 14));
+    let archive = dir.path().join("archive");
+    run_pipeline(&g.path, &archive);
+    // Retention evaluates holds per file, where date and hour are not columns.
+    let err = fails(
+        rampart()
+            .args([
+                "hold", "add", "h", "--where", "hour = 1", "--tables", "events",
+            ])
+            .arg("--archive")
+            .arg(&archive),
+    );
+    assert!(
+        err.contains("partition columns") && err.contains("ts >="),
+        "{err}"
+    );
+}
