@@ -23,6 +23,11 @@ Examples:
   rampart run --config pipelines/demo.toml
   rampart query \"SELECT category, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC\"
   rampart gen --events 100000 --out events.jsonl
+  rampart verify --archive s3://audit-bucket/rampart
+  rampart export --from 2026-11-01 --to 2026-12-01 --where \"resource_id = 'vm-17'\" --out ./case-17
+  rampart hold add case-17 --where \"resource_id = 'vm-17'\" --reason \"litigation 17\"
+  rampart retention apply --dry-run
+  rampart compact --older-than 2h
 
 Logs go to stderr; set RAMPART_LOG (e.g. RAMPART_LOG=debug) to change the level.")]
 struct Cli {

@@ -30,7 +30,7 @@ impl LineChunk {
         if self.data.is_empty() {
             return 0;
         }
-        let newlines = self.data.iter().filter(|b| **b == b'\n').count() as u64;
+        let newlines = memchr::memchr_iter(b'\n', &self.data).count() as u64;
         newlines + u64::from(!self.data.ends_with(b"\n"))
     }
 
