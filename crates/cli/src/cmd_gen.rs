@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use clap::Args;
-use rampart_gen::GenConfig;
+use rampart_gen::{GenConfig, GenStats};
 
 /// Write a deterministic synthetic stream of security events (JSON lines).
 ///
@@ -20,7 +20,8 @@ use rampart_gen::GenConfig;
 #[command(after_help = "\
 Examples:
   rampart gen --events 100000 --out events.jsonl
-  rampart gen --events 1000 --seed 7 --bad-rate 0.05 | rampart run --source - --archive ./archive")]
+  rampart gen --events 1000 --seed 7 --bad-rate 0.05 | rampart run --source - --archive ./archive
+  rampart gen --events 1000000 --kafka 127.0.0.1:9092/security --rate 50000")]
 pub(crate) struct GenArgs {
     /// Number of messages (good and malformed together).
     #[arg(long)]
@@ -46,6 +47,63 @@ pub(crate) struct GenArgs {
     /// Output file, or - for stdout.
     #[arg(long, default_value = "-")]
     out: PathBuf,
+    /// Produce into Kafka instead, keyed by resource: HOST:PORT[,HOST:PORT]/TOPIC.
+    #[arg(long, conflicts_with = "out")]
+    kafka: Option<String>,
+    /// With --kafka: at most this many messages per second (default: as fast as it goes).
+    #[arg(long, requires = "kafka")]
+    rate: Option<u64>,
+}
+
+/// Produces the stream into `target` (`HOST:PORT/TOPIC`) with an idempotent producer,
+/// keyed by resource, at most `rate` messages per second.
+fn produce(cfg: GenConfig, target: &str, rate: Option<u64>) -> anyhow::Result<GenStats> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let (brokers, topic) = target.split_once('/').filter(|(b, t)| !b.is_empty() && !t.is_empty()).ok_or_else(|| {
+        anyhow!("--kafka {target:?} is not HOST:PORT[,HOST:PORT]/TOPIC, as in 127.0.0.1:9092/security")
+    })?;
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "20")
+        // The stream has messages over 1 MiB on purpose (they become dead letters).
+        .set("message.max.bytes", "33554432")
+        .create()
+        .context("cannot create the Kafka producer")?;
+    let started = std::time::Instant::now();
+    let mut stats = GenStats::default();
+    for (i, m) in rampart_gen::Generator::new(cfg)
+        .map_err(|e| anyhow!(e))?
+        .enumerate()
+    {
+        if let Some(rate) = rate.filter(|r| *r > 0) {
+            let due = Duration::from_secs_f64(i as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let mut record = BaseRecord::to(topic)
+            .key(m.key.as_bytes())
+            .payload(&m.payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    producer.poll(Duration::from_millis(10));
+                    record = r;
+                }
+                Err((e, _)) => return Err(anyhow!("cannot produce to {target}: {e}")),
+            }
+        }
+        producer.poll(Duration::ZERO);
+        stats.record(&m.kind);
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .with_context(|| format!("cannot deliver every message to {target}"))?;
+    Ok(stats)
 }
 
 pub(crate) fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
@@ -68,7 +126,9 @@ pub(crate) fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
         ..GenConfig::default()
     };
     cfg.validate().map_err(|e| anyhow!(e))?;
-    let stats = if args.out.as_os_str() == "-" {
+    let stats = if let Some(target) = &args.kafka {
+        produce(cfg, target, args.rate)?
+    } else if args.out.as_os_str() == "-" {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
         let stats = rampart_gen::write_lines(cfg, &mut out).context("cannot write to stdout")?;

@@ -36,6 +36,32 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Rewriting the small files of closed hours into few large ones.
     pub compact: CompactConfig,
+    /// The Kafka source's consumer settings.
+    pub kafka: KafkaConfig,
+}
+
+/// `[kafka]`: settings of a `kafka://` source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// The consumer group when the source URL names none (`?group=NAME`).
+    pub group: String,
+    /// Most records taken into one decode batch.
+    pub batch_records: usize,
+    /// librdkafka settings passed as they are (`security.protocol`, `sasl.*`, `ssl.*`,
+    /// `session.timeout.ms`, ...). Rampart sets `enable.auto.commit`,
+    /// `enable.auto.offset.store` and `enable.partition.eof` itself, after these.
+    pub rdkafka: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            group: "rampart".to_string(),
+            batch_records: 10_000,
+            rdkafka: BTreeMap::new(),
+        }
+    }
 }
 
 /// `[source]`
@@ -398,6 +424,12 @@ impl Config {
                 "sink.zstd-level",
                 format!("{} is outside 1 ..= 22", self.sink.zstd_level),
             );
+        }
+        if self.kafka.batch_records == 0 {
+            return bad("kafka.batch-records", "must be at least 1".into());
+        }
+        if self.kafka.group.is_empty() {
+            return bad("kafka.group", "must not be empty".into());
         }
         if self.pipeline.channel_capacity == 0 {
             return bad("pipeline.channel-capacity", "must be at least 1".into());

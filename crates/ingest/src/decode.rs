@@ -147,6 +147,26 @@ impl Decoder {
         (accepted, dead)
     }
 
+    /// Decodes every record of a Kafka batch, with its coordinates. Returns the number
+    /// of records accepted and dead-lettered.
+    pub fn push_kafka(&mut self, batch: &crate::KafkaBatch, received_at: i64) -> (u64, u64) {
+        let (mut accepted, mut dead) = (0, 0);
+        for r in &batch.records {
+            let pos = SourcePos::Kafka {
+                topic: std::sync::Arc::clone(&batch.topic),
+                partition: r.partition,
+                offset: r.offset,
+                timestamp_ms: r.timestamp_ms,
+                key: r.key.clone(),
+            };
+            match self.push(&r.payload, &pos, received_at) {
+                Outcome::Accepted => accepted += 1,
+                Outcome::DeadLettered(_) => dead += 1,
+            }
+        }
+        (accepted, dead)
+    }
+
     /// Rows pushed since the last flush.
     pub fn pending_rows(&self) -> usize {
         self.events.len() + self.dead.len()

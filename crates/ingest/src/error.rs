@@ -26,6 +26,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The Kafka client failed (it retries by itself; this is what it could not).
+    #[error("kafka source {location}: {message}")]
+    Kafka { location: String, message: String },
+
     /// Assembling decoded rows into Arrow arrays failed (a bug: the columns disagree with
     /// the schema).
     #[error("internal error building {table} batch: {source}")]

@@ -27,7 +27,9 @@ mod columns;
 pub mod decode;
 mod error;
 pub mod file;
+pub mod kafka;
 
 pub use decode::{Decoded, Decoder, Outcome, Rejection};
 pub use error::{Error, Result};
 pub use file::{FileSource, LineChunk};
+pub use kafka::{KafkaBatch, KafkaLocation, KafkaRecord, KafkaSource};

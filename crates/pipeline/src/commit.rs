@@ -17,6 +17,53 @@ use tracing::debug;
 use crate::summary::TableSummary;
 use crate::{Error, Result};
 
+/// The source positions a set of rows comes from: a range of file lines, or per Kafka
+/// partition a range of offsets (both ends included).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Cover {
+    pub(crate) lines: Option<(u64, u64)>,
+    pub(crate) kafka: BTreeMap<i32, (i64, i64)>,
+}
+
+impl Cover {
+    /// Lines `first..=last`.
+    pub(crate) fn lines(first: u64, last: u64) -> Self {
+        Self {
+            lines: Some((first, last)),
+            kafka: BTreeMap::new(),
+        }
+    }
+
+    /// The offsets of a Kafka batch.
+    pub(crate) fn of_kafka(batch: &rampart_ingest::KafkaBatch) -> Self {
+        let mut kafka: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+        for r in &batch.records {
+            let e = kafka.entry(r.partition).or_insert((r.offset, r.offset));
+            e.0 = e.0.min(r.offset);
+            e.1 = e.1.max(r.offset);
+        }
+        Self { lines: None, kafka }
+    }
+
+    /// Adds `other` (positions of the same source).
+    pub(crate) fn join(&mut self, other: Cover) {
+        self.lines = match (self.lines, other.lines) {
+            (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+            (x, None) | (None, x) => x,
+        };
+        for (p, (lo, hi)) in other.kafka {
+            let e = self.kafka.entry(p).or_insert((lo, hi));
+            e.0 = e.0.min(lo);
+            e.1 = e.1.max(hi);
+        }
+    }
+
+    /// Per partition, the next offset to read once this cover is durable.
+    pub(crate) fn next_offsets(&self) -> Vec<(i32, i64)> {
+        self.kafka.iter().map(|(p, (_, hi))| (*p, hi + 1)).collect()
+    }
+}
+
 /// Commits the writers' files to the archive's chain.
 pub(crate) struct Committer {
     ledger: Ledger,
@@ -25,8 +72,10 @@ pub(crate) struct Committer {
     /// SHA-256 of the source's line 1 (file sources).
     fingerprint: Option<String>,
     clock: Arc<dyn Clock>,
-    /// Source lines received since the last commit.
-    lines: Option<(u64, u64)>,
+    /// Positions received since the last commit.
+    cover: Cover,
+    /// The Kafka topic, for a Kafka source.
+    topic: Option<String>,
     /// Manifests committed by this run.
     pub(crate) commits: u64,
     /// Committed files, per table.
@@ -47,29 +96,37 @@ impl Committer {
             source,
             fingerprint,
             clock,
-            lines: None,
+            cover: Cover::default(),
+            topic: None,
             commits: 0,
             tables: BTreeMap::new(),
         }
     }
 
-    /// Notes that the rows of `lines` were handed to the writers.
-    pub(crate) fn received(&mut self, lines: Option<(u64, u64)>) {
-        self.lines = crate::run::join_lines(self.lines, lines);
+    /// A committer for a Kafka source reading `topic`.
+    pub(crate) fn with_topic(mut self, topic: Option<String>) -> Self {
+        self.topic = topic;
+        self
     }
 
-    /// Closes every open file and commits all completed ones in one manifest.
+    /// Notes that the rows of `cover` were handed to the writers.
+    pub(crate) fn received(&mut self, cover: Cover) {
+        self.cover.join(cover);
+    }
+
+    /// Closes every open file and commits all completed ones in one manifest. Returns
+    /// the positions the commit made durable.
     pub(crate) async fn commit(
         &mut self,
         writers: &mut BTreeMap<&'static str, TableWriter>,
-    ) -> Result<()> {
+    ) -> Result<Cover> {
         let mut written = Vec::new();
         for w in writers.values_mut() {
             w.close_all().await?;
             written.extend(w.take_written());
         }
         if written.is_empty() {
-            return Ok(());
+            return Ok(Cover::default());
         }
         let mut change = Change::new(Action::Append);
         for f in &written {
@@ -87,13 +144,24 @@ impl Committer {
                 retention,
             ));
         }
-        if let Some((first_line, last_line)) = self.lines.take() {
+        let cover = std::mem::take(&mut self.cover);
+        if let Some((first_line, last_line)) = cover.lines {
             change.sources.push(SourceRange::File {
                 source: self.source.clone(),
                 first_line,
                 last_line,
                 first_line_sha256: self.fingerprint.clone(),
             });
+        }
+        if let Some(topic) = &self.topic {
+            for (partition, (first_offset, last_offset)) in &cover.kafka {
+                change.sources.push(SourceRange::Kafka {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    first_offset: *first_offset,
+                    last_offset: *last_offset,
+                });
+            }
         }
         let committed = self
             .ledger
@@ -112,6 +180,6 @@ impl Committer {
             t.files += 1;
             t.bytes += f.bytes;
         }
-        Ok(())
+        Ok(cover)
     }
 }

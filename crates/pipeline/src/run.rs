@@ -10,7 +10,9 @@ use hdrhistogram::Histogram;
 use rampart_core::ledger::Ledger;
 use rampart_core::schema::{self, dead_letters};
 use rampart_core::{Clock, Config, store};
-use rampart_ingest::{Decoded, Decoder, FileSource, LineChunk};
+use rampart_ingest::{
+    Decoded, Decoder, FileSource, KafkaBatch, KafkaLocation, KafkaSource, LineChunk,
+};
 use rampart_sink::TableWriter;
 use rampart_window::{Outputs, WindowEngine, output};
 use tokio::sync::mpsc;
@@ -18,7 +20,7 @@ use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
 
 use crate::alerts::AlertSink;
-use crate::commit::Committer;
+use crate::commit::{Committer, Cover};
 use crate::summary::{LatencySummary, Summary, WindowSummary};
 use crate::task::SpawnedTask;
 use crate::{Error, Result};
@@ -35,29 +37,32 @@ pub struct RunOptions {
     pub handle_signals: bool,
 }
 
-/// Source lines, both ends included.
-type Lines = (u64, u64);
+/// An opened source.
+pub(crate) enum Input {
+    /// A JSON-lines file, or standard input.
+    File(FileSource),
+    /// A Kafka consumer-group member.
+    Kafka(KafkaSource),
+}
 
-/// The union of two line ranges of one source (they are adjacent: chunks come in order).
-pub(crate) fn join_lines(a: Option<Lines>, b: Option<Lines>) -> Option<Lines> {
-    match (a, b) {
-        (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
-        (x, None) | (None, x) => x,
-    }
+/// Raw messages as read.
+enum RawChunk {
+    Lines(LineChunk),
+    Kafka(KafkaBatch),
 }
 
 struct DecodedChunk {
     decoded: Decoded,
     read_at: Instant,
-    lines: Option<Lines>,
+    cover: Cover,
 }
 
 /// Rows for the archive: per table, with the time their chunk was read and the source
-/// lines they come from.
+/// positions they come from.
 struct SinkBatch {
     tables: Vec<(&'static str, RecordBatch)>,
     read_at: Option<Instant>,
-    lines: Option<Lines>,
+    cover: Cover,
 }
 
 /// Histogram from 1 µs to 1 h at 3 significant digits; longer samples are clamped.
@@ -79,12 +84,12 @@ fn coalesce(first: DecodedChunk, rx: &mut mpsc::Receiver<DecodedChunk>) -> Resul
         return Ok(first);
     }
     let read_at = first.read_at;
-    let mut lines = first.lines;
+    let mut cover = first.cover;
     let (mut events, mut dead) = (vec![first.decoded.events], vec![first.decoded.dead_letters]);
     while rows < WINDOW_BATCH_ROWS {
         let Ok(next) = rx.try_recv() else { break };
         rows += next.decoded.events.num_rows();
-        lines = join_lines(lines, next.lines);
+        cover.join(next.cover);
         events.push(next.decoded.events);
         dead.push(next.decoded.dead_letters);
     }
@@ -101,7 +106,7 @@ fn coalesce(first: DecodedChunk, rx: &mut mpsc::Receiver<DecodedChunk>) -> Resul
             dead_letters: concat(dead)?,
         },
         read_at,
-        lines,
+        cover,
     })
 }
 
@@ -148,11 +153,17 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
             message: "no source given: pass --source FILE (or - for stdin), or set url in [source]"
                 .into(),
         })?;
+    if source_url.starts_with("kafka://") {
+        let location = KafkaLocation::parse(&source_url, &config.kafka.group)?;
+        let source =
+            KafkaSource::open(location, &config.kafka.rdkafka, config.kafka.batch_records)?;
+        return run_source(config, options, Input::Kafka(source), true).await;
+    }
     let chunk_bytes = usize::try_from(config.source.read_chunk.as_u64()).unwrap_or(1 << 20);
     let source = FileSource::open(&source_url, chunk_bytes).await?;
     // Standard input is a live stream: a silent one advances its event time (idle timeout).
     let live = source.label().as_ref() == "-";
-    run_source(config, options, source, live).await
+    run_source(config, options, Input::File(source), live).await
 }
 
 /// Runs the pipeline over an opened source; `live` sources close the windows of a silent
@@ -160,12 +171,16 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
 pub(crate) async fn run_source(
     config: &Config,
     options: RunOptions,
-    mut source: FileSource,
+    mut input: Input,
     live: bool,
 ) -> Result<Summary> {
     let started = Instant::now();
     let archive = store::open(&config.archive.url, config.archive.options.clone())?;
-    let source_label = source.label().to_string();
+    let (source_label, topic) = match &input {
+        Input::File(f) => (f.label().to_string(), None),
+        Input::Kafka(k) => (k.label(), Some(k.topic().to_string())),
+    };
+    let is_file = matches!(input, Input::File(_));
     let ledger = Ledger::load(&archive).await?;
     // Files that no manifest lists were left by a crash (or a writer long gone).
     let orphans = rampart_sink::remove_orphans(
@@ -181,20 +196,33 @@ pub(crate) async fn run_source(
     });
     // Lines an earlier run already committed are not read again (stdin cannot resume),
     // unless the file at that path is another one now (its line 1 differs).
-    let fingerprint = if live {
+    let fingerprint = if live || !is_file {
         None
     } else {
         first_line_sha256(&source_label)
     };
-    let resume_after = if live {
+    let resume_after = if live || !is_file {
         None
     } else {
         ledger
             .state()
             .resume_line(&source_label, fingerprint.as_deref())
     };
-    if !live && resume_after.is_none() && ledger.state().file_lines.contains_key(&source_label) {
+    if is_file
+        && !live
+        && resume_after.is_none()
+        && ledger.state().file_lines.contains_key(&source_label)
+    {
         warn!(source = %source_label, "the file at this path is not the one an earlier run committed (its first line differs): reading it from line 1");
+    }
+    // A Kafka record at or below an offset the archive holds was archived already: the
+    // group's committed offset may lag the archive by one commit.
+    if let (Input::Kafka(k), Some(topic)) = (&mut input, &topic) {
+        for ((t, partition), offset) in &ledger.state().kafka_offsets {
+            if t == topic {
+                k.skip_through(*partition, *offset);
+            }
+        }
     }
     let mut engine = if config.rules.enabled {
         let open = crate::violations::open_violations(&archive).await?;
@@ -217,37 +245,98 @@ pub(crate) async fn run_source(
     );
 
     let capacity = config.pipeline.channel_capacity;
-    let (raw_tx, mut raw_rx) = mpsc::channel::<(LineChunk, Instant)>(capacity);
+    let (raw_tx, mut raw_rx) = mpsc::channel::<(RawChunk, Instant)>(capacity);
+    // Offsets the archive made durable, back to the Kafka source to commit to the group.
+    let (commit_tx, mut commit_rx) = mpsc::unbounded_channel::<Vec<(i32, i64)>>();
     let (dec_tx, mut dec_rx) = mpsc::channel::<DecodedChunk>(capacity);
     let (sink_tx, mut sink_rx) = mpsc::channel::<SinkBatch>(capacity);
 
     let handle_signals = options.handle_signals;
+    let until_end = options.until_end;
     let source_task = SpawnedTask::spawn("source", async move {
         let mut input_bytes = 0u64;
         let mut interrupted = false;
-        let stop = shutdown_signal(handle_signals);
-        tokio::pin!(stop);
-        loop {
-            let chunk = tokio::select! {
-                biased;
-                () = &mut stop => {
-                    warn!("signal received: no more reading; draining what was read");
-                    interrupted = true;
-                    break;
+        match input {
+            Input::File(mut source) => {
+                let stop = shutdown_signal(handle_signals);
+                tokio::pin!(stop);
+                loop {
+                    let chunk = tokio::select! {
+                        biased;
+                        () = &mut stop => {
+                            warn!("signal received: no more reading; draining what was read");
+                            interrupted = true;
+                            break;
+                        }
+                        chunk = source.next_chunk() => chunk?,
+                    };
+                    let Some(chunk) = chunk else { break };
+                    let chunk = match resume_after {
+                        Some(line) => match chunk.skip_through(line) {
+                            Some(rest) => rest,
+                            None => continue,
+                        },
+                        None => chunk,
+                    };
+                    input_bytes += chunk.data.len() as u64;
+                    if raw_tx
+                        .send((RawChunk::Lines(chunk), Instant::now()))
+                        .await
+                        .is_err()
+                    {
+                        break; // downstream stopped; its error is reported by its own stage
+                    }
                 }
-                chunk = source.next_chunk() => chunk?,
-            };
-            let Some(chunk) = chunk else { break };
-            let chunk = match resume_after {
-                Some(line) => match chunk.skip_through(line) {
-                    Some(rest) => rest,
-                    None => continue,
-                },
-                None => chunk,
-            };
-            input_bytes += chunk.data.len() as u64;
-            if raw_tx.send((chunk, Instant::now())).await.is_err() {
-                break; // downstream stopped; its error is reported by its own stage
+            }
+            Input::Kafka(mut source) => {
+                // `next_batch` is not cancel-safe (it holds the records taken so far), so
+                // it is never raced: the signal sets a flag, looked at between batches.
+                let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let flag = Arc::clone(&stopped);
+                let _signal = SpawnedTask::spawn("signal", async move {
+                    shutdown_signal(handle_signals).await;
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                });
+                loop {
+                    while let Ok(next) = commit_rx.try_recv() {
+                        source.commit(&next)?;
+                    }
+                    if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                        warn!("signal received: no more reading; draining what was read");
+                        interrupted = true;
+                        break;
+                    }
+                    let batch = source.next_batch(Duration::from_millis(100)).await?;
+                    if batch.records.is_empty() {
+                        if until_end && source.all_at_end() {
+                            break;
+                        }
+                        continue;
+                    }
+                    input_bytes += batch
+                        .records
+                        .iter()
+                        .map(|r| r.payload.len() as u64)
+                        .sum::<u64>();
+                    if raw_tx
+                        .send((RawChunk::Kafka(batch), Instant::now()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                // No more reading; the offsets of the last commits still go to the group.
+                drop(raw_tx);
+                while let Some(next) = commit_rx.recv().await {
+                    source.commit(&next)?;
+                }
+                if source.skipped() > 0 {
+                    info!(
+                        records = source.skipped(),
+                        "records already in the archive were skipped"
+                    );
+                }
             }
         }
         Ok::<_, Error>((input_bytes, interrupted))
@@ -259,9 +348,21 @@ pub(crate) async fn run_source(
         let mut decoder = Decoder::new(&decode_config);
         let mut counts = DecodeCounts::default();
         while let Some((chunk, read_at)) = raw_rx.blocking_recv() {
-            let count = chunk.line_count();
-            let lines = (count > 0).then(|| (chunk.first_line, chunk.first_line + count - 1));
-            let (accepted, dead) = decoder.push_lines(&chunk, clock.now_micros());
+            let ((accepted, dead), cover) = match &chunk {
+                RawChunk::Lines(chunk) => {
+                    let count = chunk.line_count();
+                    let cover = if count > 0 {
+                        Cover::lines(chunk.first_line, chunk.first_line + count - 1)
+                    } else {
+                        Cover::default()
+                    };
+                    (decoder.push_lines(chunk, clock.now_micros()), cover)
+                }
+                RawChunk::Kafka(batch) => (
+                    decoder.push_kafka(batch, clock.now_micros()),
+                    Cover::of_kafka(batch),
+                ),
+            };
             counts.accepted += accepted;
             counts.dead += dead;
             let decoded = decoder.flush()?;
@@ -283,7 +384,7 @@ pub(crate) async fn run_source(
                 .blocking_send(DecodedChunk {
                     decoded,
                     read_at,
-                    lines,
+                    cover,
                 })
                 .is_err()
             {
@@ -315,12 +416,12 @@ pub(crate) async fn run_source(
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let (out, tables, read_at, lines, started) = tokio::select! {
+            let (out, tables, read_at, cover, started) = tokio::select! {
                 msg = dec_rx.recv() => {
                     let Some(first) = msg else { break };
                     // Under load several chunks wait: take them together, so the rules
                     // run once over more rows (results do not depend on batching).
-                    let DecodedChunk { decoded, read_at, lines } = coalesce(first, &mut dec_rx)?;
+                    let DecodedChunk { decoded, read_at, cover } = coalesce(first, &mut dec_rx)?;
                     let started = Instant::now();
                     last_input = clock.now_micros();
                     credited = last_input;
@@ -329,7 +430,7 @@ pub(crate) async fn run_source(
                         None => Outputs::default(),
                     };
                     let tables = vec![(schema::EVENTS, decoded.events), (schema::DEAD_LETTERS, decoded.dead_letters)];
-                    (out, tables, Some(read_at), lines, started)
+                    (out, tables, Some(read_at), cover, started)
                 }
                 _ = tick.tick(), if live && engine.is_some() => {
                     // Idle only when nothing waits upstream: a slow sink is not a silent source.
@@ -344,7 +445,7 @@ pub(crate) async fn run_source(
                         Some(e) => e.advance_idle(0, by).await?,
                         None => Outputs::default(),
                     };
-                    (out, Vec::new(), None, None, started)
+                    (out, Vec::new(), None, Cover::default(), started)
                 }
             };
             record(&out, &mut ws);
@@ -359,7 +460,7 @@ pub(crate) async fn run_source(
                     .send(SinkBatch {
                         tables,
                         read_at,
-                        lines,
+                        cover,
                     })
                     .await
                     .is_err()
@@ -383,7 +484,7 @@ pub(crate) async fn run_source(
                 .send(SinkBatch {
                     tables,
                     read_at: None,
-                    lines: None,
+                    cover: Cover::default(),
                 })
                 .await;
         }
@@ -400,7 +501,8 @@ pub(crate) async fn run_source(
         source_label.clone(),
         fingerprint,
         Arc::clone(&clock),
-    );
+    )
+    .with_topic(topic);
     let commit_every = i64::try_from(config.sink.roll_interval.as_micros()).unwrap_or(i64::MAX);
     let sink_task = SpawnedTask::spawn("sink", async move {
         let mut writers = BTreeMap::new();
@@ -423,7 +525,7 @@ pub(crate) async fn run_source(
         loop {
             tokio::select! {
                 msg = sink_rx.recv() => {
-                    let Some(SinkBatch { tables, read_at, lines }) = msg else { break };
+                    let Some(SinkBatch { tables, read_at, cover }) = msg else { break };
                     for (name, batch) in tables {
                         if batch.num_rows() == 0 {
                             continue;
@@ -434,7 +536,7 @@ pub(crate) async fn run_source(
                         })?;
                         writer.write(&batch).await?;
                     }
-                    committer.received(lines);
+                    committer.received(cover);
                     if let Some(read_at) = read_at {
                         latency.saturating_record(read_at.elapsed().as_micros() as u64);
                     }
@@ -443,13 +545,20 @@ pub(crate) async fn run_source(
                     // Every roll interval, all open files close and become one commit.
                     let now = clock.now_micros();
                     if now.saturating_sub(last_commit) >= commit_every {
-                        committer.commit(&mut writers).await?;
+                        let durable = committer.commit(&mut writers).await?;
+                        if !durable.kafka.is_empty() {
+                            let _ = commit_tx.send(durable.next_offsets());
+                        }
                         last_commit = now;
                     }
                 }
             }
         }
-        committer.commit(&mut writers).await?;
+        let durable = committer.commit(&mut writers).await?;
+        if !durable.kafka.is_empty() {
+            let _ = commit_tx.send(durable.next_offsets());
+        }
+        drop(commit_tx);
         Ok::<_, Error>((committer, LatencySummary::of(&latency)))
     });
 
@@ -584,7 +693,7 @@ mod tests {
         let (mut input, reader) = tokio::io::duplex(1 << 16);
         let source = FileSource::from_reader("-", Box::new(reader), 4096);
         let run = SpawnedTask::spawn("test run", async move {
-            run_source(&config, options, source, true).await
+            run_source(&config, options, Input::File(source), true).await
         });
         let alert_lines = || std::fs::read_to_string(&alerts).map_or(0, |s| s.lines().count());
 

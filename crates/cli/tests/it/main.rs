@@ -7,6 +7,7 @@ mod crash;
 mod export;
 mod external;
 mod governance;
+mod kafka;
 mod pipeline;
 mod query;
 mod reconstruct;
