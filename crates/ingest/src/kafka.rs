@@ -21,10 +21,13 @@ use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::{debug, info};
 
 use crate::{Error, Result};
@@ -108,8 +111,11 @@ pub struct KafkaBatch {
 }
 
 /// Routes librdkafka's errors to the log, leaving out the end-of-partition events that
-/// `enable.partition.eof` turns on (they are how `--until-end` knows it is done).
-struct Context;
+/// `enable.partition.eof` turns on (they are how `--until-end` knows it is done), and
+/// notes each new assignment.
+struct Context {
+    assigned: Arc<AtomicBool>,
+}
 
 impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
@@ -119,7 +125,14 @@ impl ClientContext for Context {
     }
 }
 
-impl ConsumerContext for Context {}
+impl ConsumerContext for Context {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            info!(partitions = tpl.count(), "partitions assigned");
+            self.assigned.store(true, Ordering::SeqCst);
+        }
+    }
+}
 
 /// A consumer-group member over one topic (see the module docs).
 pub struct KafkaSource {
@@ -132,6 +145,11 @@ pub struct KafkaSource {
     at_end: BTreeSet<i32>,
     batch_records: usize,
     skipped: u64,
+    /// Set when partitions were assigned; cleared by [`KafkaSource::take_assigned`].
+    assigned: Arc<AtomicBool>,
+    /// A record received after an assignment, held back until the caller has brought
+    /// the archived offsets up to date.
+    held: Option<KafkaRecord>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -170,8 +188,11 @@ impl KafkaSource {
         if !settings.contains_key("auto.offset.reset") {
             config.set("auto.offset.reset", "earliest");
         }
+        let assigned = Arc::new(AtomicBool::new(false));
         let consumer: StreamConsumer<Context> = config
-            .create_with_context(Context)
+            .create_with_context(Context {
+                assigned: Arc::clone(&assigned),
+            })
             .map_err(|e| kafka_err(&location, e))?;
         consumer
             .subscribe(&[&location.topic])
@@ -185,6 +206,8 @@ impl KafkaSource {
             at_end: BTreeSet::new(),
             batch_records: batch_records.max(1),
             skipped: 0,
+            assigned,
+            held: None,
         })
     }
 
@@ -202,6 +225,13 @@ impl KafkaSource {
     pub fn skip_through(&mut self, partition: i32, offset: i64) {
         let e = self.archived.entry(partition).or_insert(offset);
         *e = (*e).max(offset);
+    }
+
+    /// Whether partitions were assigned since the last call. Another member may have
+    /// archived records of them meanwhile: the caller re-reads the archive's offsets and
+    /// passes them to [`KafkaSource::skip_through`] before the next batch.
+    pub fn take_assigned(&self) -> bool {
+        self.assigned.swap(false, Ordering::SeqCst)
     }
 
     /// Records dropped because the archive held them.
@@ -223,6 +253,9 @@ impl KafkaSource {
     /// (so that the caller can look at [`KafkaSource::all_at_end`]).
     pub async fn next_batch(&mut self, linger: Duration) -> Result<KafkaBatch> {
         let mut records = Vec::new();
+        if let Some(r) = self.held.take() {
+            self.keep(r, &mut records);
+        }
         let deadline = tokio::time::Instant::now() + linger;
         while records.len() < self.batch_records {
             let msg = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
@@ -234,19 +267,21 @@ impl KafkaSource {
                 Ok(Err(e)) => return Err(kafka_err(&self.location, e)),
                 Ok(Ok(m)) => m,
             };
-            let (partition, offset) = (msg.partition(), msg.offset());
-            self.at_end.remove(&partition);
-            if self.archived.get(&partition).is_some_and(|a| offset <= *a) {
-                self.skipped += 1;
-                continue;
-            }
-            records.push(KafkaRecord {
-                partition,
-                offset,
+            self.at_end.remove(&msg.partition());
+            let record = KafkaRecord {
+                partition: msg.partition(),
+                offset: msg.offset(),
                 timestamp_ms: msg.timestamp().to_millis(),
                 key: msg.key().map(Arc::from),
                 payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-            });
+            };
+            if self.assigned.load(Ordering::SeqCst) {
+                // A rebalance ran inside this poll: hold the record until the caller has
+                // re-read what the archive holds.
+                self.held = Some(record);
+                break;
+            }
+            self.keep(record, &mut records);
         }
         if !records.is_empty() {
             debug!(records = records.len(), "batch consumed");
@@ -255,6 +290,18 @@ impl KafkaSource {
             topic: Arc::clone(&self.topic),
             records,
         })
+    }
+
+    fn keep(&mut self, record: KafkaRecord, records: &mut Vec<KafkaRecord>) {
+        if self
+            .archived
+            .get(&record.partition)
+            .is_some_and(|a| record.offset <= *a)
+        {
+            self.skipped += 1;
+        } else {
+            records.push(record);
+        }
     }
 
     /// Commits `next` (partition, next offset to read) to the group, synchronously.

@@ -253,6 +253,7 @@ pub(crate) async fn run_source(
 
     let handle_signals = options.handle_signals;
     let until_end = options.until_end;
+    let mut source_ledger = ledger.clone();
     let source_task = SpawnedTask::spawn("source", async move {
         let mut input_bytes = 0u64;
         let mut interrupted = false;
@@ -300,6 +301,16 @@ pub(crate) async fn run_source(
                 loop {
                     while let Ok(next) = commit_rx.try_recv() {
                         source.commit(&next)?;
+                    }
+                    if source.take_assigned() {
+                        // Partitions (re)assigned: another member may have archived some of
+                        // their records since this run started.
+                        source_ledger.refresh().await?;
+                        for ((t, partition), offset) in &source_ledger.state().kafka_offsets {
+                            if t.as_str() == source.topic().as_ref() {
+                                source.skip_through(*partition, *offset);
+                            }
+                        }
                     }
                     if stopped.load(std::sync::atomic::Ordering::SeqCst) {
                         warn!("signal received: no more reading; draining what was read");
