@@ -26,7 +26,9 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::{debug, info};
 
@@ -115,17 +117,62 @@ pub struct KafkaBatch {
 /// notes each new assignment.
 struct Context {
     assigned: Arc<AtomicBool>,
+    /// Partitions revoked since the batch in progress began.
+    revoked: Arc<Mutex<BTreeSet<i32>>>,
+    /// Makes what was handed downstream durable; returns the offsets to commit.
+    on_revoke: Arc<Mutex<Option<RevokeHook>>>,
+    topic: String,
 }
+
+/// Called when partitions are revoked, before the group moves them: makes everything
+/// handed downstream durable and returns `(partition, next offset)` to commit.
+pub type RevokeHook = Arc<dyn Fn(&[i32]) -> Vec<(i32, i64)> + Send + Sync>;
 
 impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        let eof = matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF);
+        if !eof {
             tracing::warn!(%error, reason, "kafka client error (it retries)");
         }
     }
 }
 
 impl ConsumerContext for Context {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let parts: Vec<i32> = tpl
+            .elements()
+            .iter()
+            .filter(|e| e.topic() == self.topic)
+            .map(|e| e.partition())
+            .collect();
+        if parts.is_empty() {
+            return;
+        }
+        if let Ok(mut r) = self.revoked.lock() {
+            r.extend(parts.iter().copied());
+        }
+        let hook = self.on_revoke.lock().ok().and_then(|h| h.clone());
+        let Some(hook) = hook else { return };
+        let next = hook(&parts);
+        let mut commit = TopicPartitionList::new();
+        for (p, o) in &next {
+            let _ = commit.add_partition_offset(&self.topic, *p, Offset::Offset(*o));
+        }
+        if commit.count() > 0
+            && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
+        {
+            tracing::warn!(error = %e, "cannot commit offsets on revoke; the archive's offsets still prevent duplicates");
+        }
+        info!(
+            partitions = parts.len(),
+            "partitions revoked after the archive committed what was read"
+        );
+    }
+
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             info!(partitions = tpl.count(), "partitions assigned");
@@ -150,6 +197,8 @@ pub struct KafkaSource {
     /// A record received after an assignment, held back until the caller has brought
     /// the archived offsets up to date.
     held: Option<KafkaRecord>,
+    revoked: Arc<Mutex<BTreeSet<i32>>>,
+    on_revoke: Arc<Mutex<Option<RevokeHook>>>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -189,9 +238,14 @@ impl KafkaSource {
             config.set("auto.offset.reset", "earliest");
         }
         let assigned = Arc::new(AtomicBool::new(false));
+        let revoked = Arc::new(Mutex::new(BTreeSet::new()));
+        let on_revoke = Arc::new(Mutex::new(None));
         let consumer: StreamConsumer<Context> = config
             .create_with_context(Context {
                 assigned: Arc::clone(&assigned),
+                revoked: Arc::clone(&revoked),
+                on_revoke: Arc::clone(&on_revoke),
+                topic: location.topic.clone(),
             })
             .map_err(|e| kafka_err(&location, e))?;
         consumer
@@ -208,6 +262,8 @@ impl KafkaSource {
             skipped: 0,
             assigned,
             held: None,
+            revoked,
+            on_revoke,
         })
     }
 
@@ -225,6 +281,33 @@ impl KafkaSource {
     pub fn skip_through(&mut self, partition: i32, offset: i64) {
         let e = self.archived.entry(partition).or_insert(offset);
         *e = (*e).max(offset);
+    }
+
+    /// Sets (or with `None` removes) the hook run when partitions are revoked.
+    pub fn set_revoke_hook(&self, hook: Option<RevokeHook>) {
+        if let Ok(mut h) = self.on_revoke.lock() {
+            *h = hook;
+        }
+    }
+
+    /// Drops the records of partitions revoked meanwhile from `records`: they were not
+    /// handed downstream, and the partition's next owner reads them.
+    fn drop_revoked(&mut self, records: &mut Vec<KafkaRecord>) {
+        let revoked = match self.revoked.lock() {
+            Ok(mut r) if !r.is_empty() => std::mem::take(&mut *r),
+            _ => return,
+        };
+        records.retain(|r| !revoked.contains(&r.partition));
+        if self
+            .held
+            .as_ref()
+            .is_some_and(|r| revoked.contains(&r.partition))
+        {
+            self.held = None;
+        }
+        for p in &revoked {
+            self.at_end.remove(p);
+        }
     }
 
     /// Whether partitions were assigned since the last call. Another member may have
@@ -264,7 +347,13 @@ impl KafkaSource {
                     self.at_end.insert(p);
                     continue;
                 }
-                Ok(Err(e)) => return Err(kafka_err(&self.location, e)),
+                Ok(Err(e)) => {
+                    // The client reconnects and retries by itself (a broker restart, a
+                    // network cut): wait a little and ask again, never give up.
+                    tracing::warn!(error = %e, "kafka consume error; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
                 Ok(Ok(m)) => m,
             };
             self.at_end.remove(&msg.partition());
@@ -279,10 +368,13 @@ impl KafkaSource {
                 // A rebalance ran inside this poll: hold the record until the caller has
                 // re-read what the archive holds.
                 self.held = Some(record);
+                self.drop_revoked(&mut records);
                 break;
             }
             self.keep(record, &mut records);
+            self.drop_revoked(&mut records);
         }
+        self.drop_revoked(&mut records);
         if !records.is_empty() {
             debug!(records = records.len(), "batch consumed");
         }

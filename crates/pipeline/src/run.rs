@@ -49,12 +49,19 @@ pub(crate) enum Input {
 enum RawChunk {
     Lines(LineChunk),
     Kafka(KafkaBatch),
+    /// Partitions are being revoked: commit everything before this marker and say what
+    /// became durable. It travels with the data, so nothing read before it is missed.
+    Flush(Flush),
 }
+
+/// The reply to a [`RawChunk::Flush`]: the positions the commit made durable.
+type Flush = tokio::sync::oneshot::Sender<Cover>;
 
 struct DecodedChunk {
     decoded: Decoded,
     read_at: Instant,
     cover: Cover,
+    flushes: Vec<Flush>,
 }
 
 /// Rows for the archive: per table, with the time their chunk was read and the source
@@ -63,6 +70,7 @@ struct SinkBatch {
     tables: Vec<(&'static str, RecordBatch)>,
     read_at: Option<Instant>,
     cover: Cover,
+    flushes: Vec<Flush>,
 }
 
 /// Histogram from 1 µs to 1 h at 3 significant digits; longer samples are clamped.
@@ -85,11 +93,13 @@ fn coalesce(first: DecodedChunk, rx: &mut mpsc::Receiver<DecodedChunk>) -> Resul
     }
     let read_at = first.read_at;
     let mut cover = first.cover;
+    let mut flushes = first.flushes;
     let (mut events, mut dead) = (vec![first.decoded.events], vec![first.decoded.dead_letters]);
     while rows < WINDOW_BATCH_ROWS {
         let Ok(next) = rx.try_recv() else { break };
         rows += next.decoded.events.num_rows();
         cover.join(next.cover);
+        flushes.extend(next.flushes);
         events.push(next.decoded.events);
         dead.push(next.decoded.dead_letters);
     }
@@ -107,6 +117,7 @@ fn coalesce(first: DecodedChunk, rx: &mut mpsc::Receiver<DecodedChunk>) -> Resul
         },
         read_at,
         cover,
+        flushes,
     })
 }
 
@@ -290,6 +301,31 @@ pub(crate) async fn run_source(
                 }
             }
             Input::Kafka(mut source) => {
+                // On revoke, librdkafka calls back inside a poll of this task: the hook
+                // sends a flush marker down the pipeline and waits for the commit. It
+                // holds only a weak sender, so the pipeline can still end.
+                let weak = raw_tx.downgrade();
+                let runtime = tokio::runtime::Handle::current();
+                let hook: rampart_ingest::kafka::RevokeHook = Arc::new(move |_parts: &[i32]| {
+                    let Some(tx) = weak.upgrade() else {
+                        return Vec::new();
+                    };
+                    let (reply, durable) = tokio::sync::oneshot::channel();
+                    tokio::task::block_in_place(|| {
+                        if runtime
+                            .block_on(tx.send((RawChunk::Flush(reply), Instant::now())))
+                            .is_err()
+                        {
+                            return Vec::new();
+                        }
+                        drop(tx);
+                        durable
+                            .blocking_recv()
+                            .map(|c| c.next_offsets())
+                            .unwrap_or_default()
+                    })
+                });
+                source.set_revoke_hook(Some(hook));
                 // `next_batch` is not cancel-safe (it holds the records taken so far), so
                 // it is never raced: the signal sets a flag, looked at between batches.
                 let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -338,6 +374,7 @@ pub(crate) async fn run_source(
                     }
                 }
                 // No more reading; the offsets of the last commits still go to the group.
+                source.set_revoke_hook(None);
                 drop(raw_tx);
                 while let Some(next) = commit_rx.recv().await {
                     source.commit(&next)?;
@@ -359,7 +396,8 @@ pub(crate) async fn run_source(
         let mut decoder = Decoder::new(&decode_config);
         let mut counts = DecodeCounts::default();
         while let Some((chunk, read_at)) = raw_rx.blocking_recv() {
-            let ((accepted, dead), cover) = match &chunk {
+            let mut flushes = Vec::new();
+            let ((accepted, dead), cover) = match chunk {
                 RawChunk::Lines(chunk) => {
                     let count = chunk.line_count();
                     let cover = if count > 0 {
@@ -367,12 +405,16 @@ pub(crate) async fn run_source(
                     } else {
                         Cover::default()
                     };
-                    (decoder.push_lines(chunk, clock.now_micros()), cover)
+                    (decoder.push_lines(&chunk, clock.now_micros()), cover)
                 }
                 RawChunk::Kafka(batch) => (
-                    decoder.push_kafka(batch, clock.now_micros()),
-                    Cover::of_kafka(batch),
+                    decoder.push_kafka(&batch, clock.now_micros()),
+                    Cover::of_kafka(&batch),
                 ),
+                RawChunk::Flush(reply) => {
+                    flushes.push(reply);
+                    ((0, 0), Cover::default())
+                }
             };
             counts.accepted += accepted;
             counts.dead += dead;
@@ -396,6 +438,7 @@ pub(crate) async fn run_source(
                     decoded,
                     read_at,
                     cover,
+                    flushes,
                 })
                 .is_err()
             {
@@ -427,12 +470,12 @@ pub(crate) async fn run_source(
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let (out, tables, read_at, cover, started) = tokio::select! {
+            let (out, tables, read_at, cover, flushes, started) = tokio::select! {
                 msg = dec_rx.recv() => {
                     let Some(first) = msg else { break };
                     // Under load several chunks wait: take them together, so the rules
                     // run once over more rows (results do not depend on batching).
-                    let DecodedChunk { decoded, read_at, cover } = coalesce(first, &mut dec_rx)?;
+                    let DecodedChunk { decoded, read_at, cover, flushes } = coalesce(first, &mut dec_rx)?;
                     let started = Instant::now();
                     last_input = clock.now_micros();
                     credited = last_input;
@@ -441,7 +484,7 @@ pub(crate) async fn run_source(
                         None => Outputs::default(),
                     };
                     let tables = vec![(schema::EVENTS, decoded.events), (schema::DEAD_LETTERS, decoded.dead_letters)];
-                    (out, tables, Some(read_at), cover, started)
+                    (out, tables, Some(read_at), cover, flushes, started)
                 }
                 _ = tick.tick(), if live && engine.is_some() => {
                     // Idle only when nothing waits upstream: a slow sink is not a silent source.
@@ -456,7 +499,7 @@ pub(crate) async fn run_source(
                         Some(e) => e.advance_idle(0, by).await?,
                         None => Outputs::default(),
                     };
-                    (out, Vec::new(), None, Cover::default(), started)
+                    (out, Vec::new(), None, Cover::default(), Vec::new(), started)
                 }
             };
             record(&out, &mut ws);
@@ -472,6 +515,7 @@ pub(crate) async fn run_source(
                         tables,
                         read_at,
                         cover,
+                        flushes,
                     })
                     .await
                     .is_err()
@@ -496,6 +540,7 @@ pub(crate) async fn run_source(
                     tables,
                     read_at: None,
                     cover: Cover::default(),
+                    flushes: Vec::new(),
                 })
                 .await;
         }
@@ -536,7 +581,7 @@ pub(crate) async fn run_source(
         loop {
             tokio::select! {
                 msg = sink_rx.recv() => {
-                    let Some(SinkBatch { tables, read_at, cover }) = msg else { break };
+                    let Some(SinkBatch { tables, read_at, cover, flushes }) = msg else { break };
                     for (name, batch) in tables {
                         if batch.num_rows() == 0 {
                             continue;
@@ -548,6 +593,14 @@ pub(crate) async fn run_source(
                         writer.write(&batch).await?;
                     }
                     committer.received(cover);
+                    if !flushes.is_empty() {
+                        // Partitions are being revoked: make everything so far durable now.
+                        let durable = committer.commit(&mut writers).await?;
+                        last_commit = clock.now_micros();
+                        for reply in flushes {
+                            let _ = reply.send(durable.clone());
+                        }
+                    }
                     if let Some(read_at) = read_at {
                         latency.saturating_record(read_at.elapsed().as_micros() as u64);
                     }

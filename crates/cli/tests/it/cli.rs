@@ -107,10 +107,13 @@ fn missing_inputs_are_explained() {
     assert!(err.contains("--source"), "{err}");
     let err = fails(
         rampart()
-            .args(["run", "--source", "kafka://h:9092/t", "--archive"])
+            .args(["run", "--source", "kafka://h/t", "--archive"])
             .arg(dir.path()),
     );
-    assert!(err.contains("kafka://"), "{err}");
+    assert!(
+        err.contains("each broker needs HOST:PORT") && err.contains("kafka://HOST:PORT"),
+        "{err}"
+    );
     let err = fails(rampart().args(["gen", "--events", "10", "--bad-rate", "1.5"]));
     assert!(
         err.contains("bad-rate") || err.contains("bad_rate"),

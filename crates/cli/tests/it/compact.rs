@@ -307,7 +307,12 @@ fn hours_that_ended_recently_are_left_alone() {
             .and_utc()
             .timestamp();
         let due = begin + 3600 + 2 * 3600;
-        assert!(files.len() >= 2, "{p}: {files:?}");
+        if files.len() < 2 {
+            // An hour at the edge of the generated span may hold a single file: nothing
+            // to compact there, whenever it ended.
+            assert_eq!(&after[p], files, "{p}: a single file is left as it is");
+            continue;
+        }
         if due <= t0 {
             assert_eq!(after[p].len(), 1, "{p} ended over 2h ago: {report}");
             compacted += 1;

@@ -69,6 +69,10 @@ const GROUP_SETTINGS: &str =
     "[kafka.rdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n";
 
 fn run_kafka(brokers: &str, topic: &str, archive: &Path) -> Command {
+    run_kafka_group(brokers, topic, archive, &format!("g-{topic}"))
+}
+
+fn run_kafka_group(brokers: &str, topic: &str, archive: &Path, group: &str) -> Command {
     let config = archive.with_extension("toml");
     std::fs::write(&config, GROUP_SETTINGS).unwrap();
     let mut c = rampart();
@@ -79,10 +83,45 @@ fn run_kafka(brokers: &str, topic: &str, archive: &Path) -> Command {
         .arg("--config")
         .arg(&config)
         .arg("--source")
-        .arg(format!("kafka://{brokers}/{topic}?group=g-{topic}"))
+        .arg(format!("kafka://{brokers}/{topic}?group={group}"))
         .arg("--archive")
         .arg(archive);
     c
+}
+
+/// Runs `cmd` to its end, at most `secs` seconds (then kills it and fails with its log):
+/// a consumer that never gets its partitions must not hang the suite.
+fn ok_within(cmd: &mut Command, secs: u64) {
+    let mut child = cmd
+        .env("RAMPART_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).ok();
+        s
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(secs) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = log.join().unwrap();
+    match status {
+        Some(s) if s.success() => {}
+        Some(s) => panic!("{cmd:?} failed ({s}):\n{log}"),
+        None => panic!("{cmd:?} did not finish within {secs} s:\n{log}"),
+    }
 }
 
 /// (rows, distinct (partition, offset), rows of another topic) over events and dead letters.
@@ -108,7 +147,10 @@ fn records_from_kafka_are_archived_once_with_their_coordinates() {
     let truth = generate(dir.path(), "truth.jsonl", small(20_000, 81));
     produce(&brokers, &topic, 20_000, 81);
     let archive = dir.path().join("archive");
-    ok(run_kafka(&brokers, &topic, &archive).arg("--until-end"));
+    ok_within(
+        run_kafka(&brokers, &topic, &archive).arg("--until-end"),
+        120,
+    );
     let total = truth.stats.total();
     assert_eq!(coverage(&archive, &topic), (total, total, 0));
     let good = query_json(&archive, "SELECT count(*) AS n FROM events");
@@ -126,7 +168,10 @@ fn records_from_kafka_are_archived_once_with_their_coordinates() {
     assert_eq!(parts[0]["n"].as_u64(), Some(4));
 
     // The group's offsets were committed after the archive's: a second run adds nothing.
-    ok(run_kafka(&brokers, &topic, &archive).arg("--until-end"));
+    ok_within(
+        run_kafka(&brokers, &topic, &archive).arg("--until-end"),
+        120,
+    );
     assert_eq!(coverage(&archive, &topic), (total, total, 0));
 }
 
@@ -164,7 +209,86 @@ fn a_kafka_run_killed_and_restarted_archives_every_record_once() {
         "no run was still going when killed: make the input larger"
     );
     std::thread::sleep(Duration::from_millis(1100));
-    ok(run_kafka(&brokers, &topic, &archive).arg("--until-end"));
+    ok_within(
+        run_kafka(&brokers, &topic, &archive).arg("--until-end"),
+        120,
+    );
+    let total = truth.stats.total();
+    assert_eq!(
+        coverage(&archive, &topic),
+        (total, total, 0),
+        "every record once"
+    );
+}
+
+/// Sends SIGTERM to `child` and waits for it, at most a minute (then kills it and fails).
+fn stop(mut child: std::process::Child, who: &str) {
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success(), "{who} was not running");
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("{who} did not stop within a minute of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(child.wait().unwrap().success(), "{who} failed");
+}
+
+#[test]
+fn two_members_of_one_group_share_the_topic_and_archive_every_record_once() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let topic = create_topic(&brokers, 4);
+    let truth = generate(dir.path(), "truth.jsonl", small(150_000, 83));
+    let archive = dir.path().join("archive");
+    let manifests =
+        || std::fs::read_dir(archive.join("_rampart/manifests")).map_or(0, |d| d.count());
+    // Records keep arriving while the members come and go (about 6 s of them).
+    let producer = rampart()
+        .args([
+            "gen", "--events", "150000", "--seed", "83", "--rate", "25000",
+        ])
+        .args(["--kafka", &format!("{brokers}/{topic}")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Live members (no --until-end): they run until stopped. They commit every 10 s,
+    // longer than a rebalance takes: what a member read since its last commit must be
+    // committed when its partitions are revoked, or their next owner reads it again.
+    let spawn = || {
+        run_kafka(&brokers, &topic, &archive)
+            .env("RAMPART_SINK__ROLL_INTERVAL", "10s")
+            .env("RAMPART_ARCHIVE__ORPHAN_GRACE", "10s")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn();
+    let started = Instant::now();
+    while manifests() < 1 && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A second member joins: the first gives up half of the partitions, after
+    // committing what it had read of them (records read since its last commit included).
+    let second = spawn();
+    assert!(producer.wait_with_output().unwrap().status.success());
+    std::thread::sleep(Duration::from_secs(3));
+    // The first is stopped: it drains, commits and leaves; the second takes over all.
+    stop(first, "the first member");
+    std::thread::sleep(Duration::from_secs(8));
+    stop(second, "the second member");
+    // Whatever neither reached, a last run reads to the end. It is a new group, reading
+    // from the start: the archive's offsets alone keep it from archiving anything twice.
+    ok_within(
+        run_kafka_group(&brokers, &topic, &archive, &format!("last-{topic}")).arg("--until-end"),
+        120,
+    );
     let total = truth.stats.total();
     assert_eq!(
         coverage(&archive, &topic),
