@@ -40,8 +40,9 @@ pub struct Config {
     pub kafka: KafkaConfig,
 }
 
-/// `[kafka]`: settings of a `kafka://` source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `[kafka]`: settings of a `kafka://` source. Its `Debug` form hides the values of
+/// librdkafka settings that hold secrets (passwords, keys, tokens).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// The consumer group when the source URL names none (`?group=NAME`).
@@ -52,6 +53,29 @@ pub struct KafkaConfig {
     /// `session.timeout.ms`, ...). Rampart sets `enable.auto.commit`,
     /// `enable.auto.offset.store` and `enable.partition.eof` itself, after these.
     pub rdkafka: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |k: &str| {
+            ["password", "secret", "key", "token", "jaas", "oauthbearer"]
+                .iter()
+                .any(|w| k.contains(w))
+        };
+        let rdkafka: BTreeMap<&str, &str> = self
+            .rdkafka
+            .iter()
+            .map(|(k, v)| {
+                let v = if secret(k) { "<hidden>" } else { v.as_str() };
+                (k.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("group", &self.group)
+            .field("batch_records", &self.batch_records)
+            .field("rdkafka", &rdkafka)
+            .finish()
+    }
 }
 
 impl Default for KafkaConfig {
@@ -480,6 +504,29 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_kafka_secrets() {
+        let mut c = Config::default();
+        c.kafka
+            .rdkafka
+            .insert("sasl.password".into(), "hunter2-very-secret".into());
+        c.kafka
+            .rdkafka
+            .insert("ssl.key.password".into(), "another-secret".into());
+        c.kafka
+            .rdkafka
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("another-secret"),
+            "{debug}"
+        );
+        assert!(
+            debug.contains("SASL_SSL") && debug.contains("sasl.password"),
+            "{debug}"
+        );
+    }
 
     #[test]
     fn defaults_are_valid() {
