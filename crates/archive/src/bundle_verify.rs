@@ -23,98 +23,21 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use parquet::file::metadata::ParquetMetaDataReader;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::verify::{Finding, Kind, write_findings, write_verdict};
 use crate::{Error, Result};
 
-/// The `format` of the bundles this version reads.
-pub const BUNDLE_FORMAT: &str = "rampart-export/1";
-
-/// The checksum file, in `sha256sum` format.
-pub const CHECKSUMS: &str = "SHA256SUMS";
-
-/// The bundle's manifest.
-pub const BUNDLE_MANIFEST: &str = "manifest.json";
-
-/// The bundle's README.
-pub const README: &str = "README.txt";
+// The format is the exporter's: one definition of `manifest.json` for both sides.
+pub use crate::export::{
+    BundleArchive, BundleFile, BundleManifest, BundleQuery, FORMAT as BUNDLE_FORMAT,
+    MANIFEST_FILE as BUNDLE_MANIFEST, README_FILE as README, SUMS_FILE as CHECKSUMS,
+    SourceManifest,
+};
 
 /// The folder of the data files.
 pub const DATA_DIR: &str = "data";
-
-/// `manifest.json` of a bundle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BundleManifest {
-    /// Always [`BUNDLE_FORMAT`].
-    pub format: String,
-    /// When the export was made (RFC 3339).
-    pub exported_at: String,
-    /// `rampart <version>`.
-    pub tool: String,
-    /// Who made it, when known.
-    pub user: Option<String>,
-    /// What was exported.
-    pub query: BundleQuery,
-    /// The archive it was exported from.
-    pub archive: BundleArchive,
-    /// The archive manifests whose files the export read.
-    pub source_manifests: Vec<SourceManifest>,
-    /// The data files.
-    pub files: Vec<BundleFile>,
-    /// The sum of the files' rows.
-    pub rows_total: u64,
-}
-
-/// The `query` of a bundle manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BundleQuery {
-    /// Start of the time range (RFC 3339).
-    pub from: String,
-    /// End of the time range (RFC 3339).
-    pub to: String,
-    /// The SQL filter, if any.
-    #[serde(rename = "where")]
-    pub filter: Option<String>,
-    /// The tables exported.
-    pub tables: Vec<String>,
-}
-
-/// The `archive` of a bundle manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BundleArchive {
-    /// The archive's URL.
-    pub url: String,
-    /// Its head manifest when exported.
-    pub head_sequence: Option<u64>,
-    /// SHA-256 of that manifest.
-    pub head_sha256: Option<String>,
-}
-
-/// One archive manifest a bundle was read from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceManifest {
-    /// Its number.
-    pub sequence: u64,
-    /// SHA-256 of its stored bytes.
-    pub sha256: String,
-}
-
-/// One data file of a bundle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BundleFile {
-    /// `data/<table>/part-NNNNN.parquet`, relative to the bundle.
-    pub path: String,
-    /// Its table.
-    pub table: String,
-    /// Its rows.
-    pub rows: u64,
-    /// Its size.
-    pub bytes: u64,
-    /// Lowercase hex SHA-256 of its bytes.
-    pub sha256: String,
-}
 
 /// What [`verify_bundle`] found.
 #[derive(Debug, Clone, Serialize)]
@@ -591,7 +514,7 @@ impl fmt::Display for BundleReport {
                 m.query.to,
                 m.query.tables.join(", "),
                 m.query
-                    .filter
+                    .predicate
                     .as_deref()
                     .map(|w| format!(", where {w}"))
                     .unwrap_or_default()
