@@ -9,11 +9,13 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rampart_archive::Archive;
-use rampart_archive::access::{AccessKind, AccessRecord, log_access};
+use rampart_archive::access::AccessKind;
 use rampart_archive::export::{
     self, DEFAULT_ROWS_PER_FILE, ExportRequest, ExportSummary, OutTarget, SUMS_FILE,
 };
 use rampart_core::SystemClock;
+
+use crate::cmd_query::{outcome, record_access};
 
 /// Export rows of a time range into a self-contained bundle for legal retention.
 ///
@@ -88,37 +90,21 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     // Every export goes in the access log: once before anything is written (so an
     // export that cannot be recorded writes nothing), once with its outcome.
     let statement = format!("{} --out {}", request.describe(), args.out);
-    let started = AccessRecord {
-        kind: AccessKind::Export,
-        statement: statement.clone(),
-        rows: 0,
-        outcome: "started".to_string(),
+    let record = |rows, outcome| {
+        record_access(
+            &location,
+            &config,
+            AccessKind::Export,
+            statement.clone(),
+            rows,
+            outcome,
+        )
     };
-    log_access(
-        &location,
-        &started,
-        config.retention.access_log,
-        &SystemClock,
-    )
-    .await?;
+    record(0, "started".to_string()).await?;
     let progress = Bar::new();
     let result = export::export(&archive, &request, &out, &SystemClock, &progress).await;
-    let record = AccessRecord {
-        kind: AccessKind::Export,
-        statement,
-        rows: result.as_ref().map_or(0, |s| s.manifest.rows_total),
-        outcome: match &result {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e.to_string(),
-        },
-    };
-    log_access(
-        &location,
-        &record,
-        config.retention.access_log,
-        &SystemClock,
-    )
-    .await?;
+    let rows = result.as_ref().map_or(0, |s| s.manifest.rows_total);
+    record(rows, outcome(&result)).await?;
     let summary = result?;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());

@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use rampart_archive::access::{AccessKind, AccessRecord, log_access};
 use rampart_archive::{Archive, OutputFormat};
-use rampart_core::SystemClock;
+use rampart_core::store::Location;
+use rampart_core::{Config, SystemClock};
 
 /// Run one read-only SQL statement over the archive.
 ///
@@ -60,28 +61,17 @@ impl From<FormatArg> for OutputFormat {
 }
 
 pub(crate) async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
-    let mut config = crate::config::load(args.config.as_deref())?;
-    if let Some(archive) = args.archive {
-        config.archive.url = archive;
-    }
-    let location = rampart_core::store::open(&config.archive.url, config.archive.options.clone())
-        .with_context(|| format!("cannot open archive {}", config.archive.url))?;
+    let (config, location) = crate::config::open_archive(args.config.as_deref(), args.archive)?;
     let archive = Archive::open(location.clone()).await?;
     let result = archive.query(&args.sql).await;
-    let record = AccessRecord {
-        kind: AccessKind::Query,
-        statement: args.sql.clone(),
-        rows: result.as_ref().map_or(0, |o| o.num_rows() as u64),
-        outcome: match &result {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e.to_string(),
-        },
-    };
-    log_access(
+    let rows = result.as_ref().map_or(0, |o| o.num_rows() as u64);
+    record_access(
         &location,
-        &record,
-        config.retention.access_log,
-        &SystemClock,
+        &config,
+        AccessKind::Query,
+        args.sql.clone(),
+        rows,
+        outcome(&result),
     )
     .await?;
     let output = result?;
@@ -90,4 +80,31 @@ pub(crate) async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     rampart_archive::write_results(&output, args.format.into(), &mut out)?;
     out.flush().context("cannot write to stdout")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ok`, or the error's message: the outcome of an access, as the access log keeps it.
+pub(crate) fn outcome<T, E: std::fmt::Display>(result: &Result<T, E>) -> String {
+    match result {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Appends one record to the archive's access log (see `rampart_archive::access`).
+pub(crate) async fn record_access(
+    location: &Location,
+    config: &Config,
+    kind: AccessKind,
+    statement: String,
+    rows: u64,
+    outcome: String,
+) -> anyhow::Result<()> {
+    let record = AccessRecord {
+        kind,
+        statement,
+        rows,
+        outcome,
+    };
+    log_access(location, &record, config.retention.access_log, &SystemClock).await?;
+    Ok(())
 }

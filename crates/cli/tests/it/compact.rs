@@ -74,18 +74,6 @@ fn live(manifests: &[Value]) -> BTreeMap<String, Value> {
     live
 }
 
-/// Every source line once: (rows, distinct lines, min line, max line) over both tables.
-fn line_coverage(archive: &Path) -> (u64, u64, u64, u64) {
-    let rows = query_json(
-        archive,
-        "SELECT count(*) AS n, count(DISTINCT source_line) AS d, \
-                min(source_line) AS lo, max(source_line) AS hi \
-         FROM (SELECT source_line FROM events UNION ALL SELECT source_line FROM dead_letters)",
-    );
-    let get = |k: &str| rows[0][k].as_u64().unwrap_or(0);
-    (get("n"), get("d"), get("lo"), get("hi"))
-}
-
 fn by_category(archive: &Path) -> Vec<(String, u64)> {
     query_json(
         archive,

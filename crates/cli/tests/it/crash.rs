@@ -17,18 +17,6 @@ fn manifests(archive: &Path) -> usize {
     std::fs::read_dir(archive.join("_rampart/manifests")).map_or(0, |d| d.count())
 }
 
-/// Every source line once: (rows, distinct lines, min line, max line) over both tables.
-fn line_coverage(archive: &Path) -> (u64, u64, u64, u64) {
-    let rows = query_json(
-        archive,
-        "SELECT count(*) AS n, count(DISTINCT source_line) AS d, \
-                min(source_line) AS lo, max(source_line) AS hi \
-         FROM (SELECT source_line FROM events UNION ALL SELECT source_line FROM dead_letters)",
-    );
-    let get = |k: &str| rows[0][k].as_u64().unwrap_or(0);
-    (get("n"), get("d"), get("lo"), get("hi"))
-}
-
 #[test]
 fn a_killed_run_restarted_archives_every_line_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
