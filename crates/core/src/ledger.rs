@@ -46,6 +46,9 @@ pub const FORMAT: &str = "rampart-manifest/1";
 /// Folder of the checkpoints, relative to the archive root.
 pub const CHECKPOINT_DIR: &str = "_rampart/checkpoints";
 
+/// Folder of the window-state files (see [`StateFile`]).
+pub const STATE_DIR: &str = "_rampart/state";
+
 /// A checkpoint is written after every manifest whose number is a multiple of this.
 pub const CHECKPOINT_EVERY: u64 = 100;
 
@@ -210,6 +213,52 @@ pub enum SourceRange {
     },
 }
 
+/// Window state of one source partition as of a source position: the open windows,
+/// the last closed window's counts and the open violations, stored as one JSON file
+/// under [`STATE_DIR`]. A commit that covers a partition's records carries its state
+/// after those records, so a restart (or the partition's next owner) continues from
+/// exactly the position the archive holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateFile {
+    /// What it is the state of: see [`kafka_state_key`] and [`file_state_key`].
+    pub key: String,
+    /// The last source position folded into it: a Kafka offset or a file line.
+    pub position: i64,
+    /// Path relative to the archive root.
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of its bytes.
+    pub sha256: String,
+}
+
+/// The state key of a Kafka partition.
+pub fn kafka_state_key(topic: &str, partition: i32) -> String {
+    format!("kafka:{topic}/{partition}")
+}
+
+/// The state key of a file source (it has one partition).
+pub fn file_state_key(source: &str) -> String {
+    format!("file:{source}")
+}
+
+/// A new path for a state file of `key` as of `position`, unique to this writer.
+pub fn state_path(key: &str, position: i64) -> String {
+    let slug: String = sha256_hex(key.as_bytes()).chars().take(16).collect();
+    let nonce: String = sha256_hex(
+        format!(
+            "{key}{position}{:?}{}",
+            std::time::SystemTime::now(),
+            std::process::id()
+        )
+        .as_bytes(),
+    )
+    .chars()
+    .take(12)
+    .collect();
+    format!("{STATE_DIR}/{slug}/{position:020}-{nonce}.json")
+}
+
 /// A legal hold: every file holding a row that matches `predicate` is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
@@ -271,6 +320,10 @@ pub struct Change {
     /// Source positions the added data covers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<SourceRange>,
+    /// Window state of the covered partitions after the covered positions; each
+    /// replaces the partition's earlier state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state: Vec<StateFile>,
     /// A hold placed by this commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<Hold>,
@@ -290,6 +343,7 @@ impl Change {
             add: Vec::new(),
             remove: Vec::new(),
             sources: Vec::new(),
+            state: Vec::new(),
             hold: None,
             release: None,
             note: None,
@@ -361,6 +415,8 @@ pub struct State {
     pub file_fingerprints: BTreeMap<String, String>,
     /// Per Kafka (topic, partition), the last committed offset.
     pub kafka_offsets: BTreeMap<(String, i32), i64>,
+    /// Per state key, the partition's latest window state.
+    pub window_state: BTreeMap<String, StateFile>,
 }
 
 impl State {
@@ -469,6 +525,9 @@ impl State {
                 }
             }
         }
+        for f in &m.change.state {
+            self.window_state.insert(f.key.clone(), f.clone());
+        }
         self.head = Some((m.sequence, c.sha256.clone()));
     }
 
@@ -516,6 +575,8 @@ struct Checkpoint {
     #[serde(default)]
     file_fingerprints: BTreeMap<String, String>,
     kafka_offsets: Vec<CheckpointOffset>,
+    #[serde(default)]
+    window_state: Vec<StateFile>,
 }
 
 impl Checkpoint {
@@ -554,6 +615,7 @@ impl Checkpoint {
                     offset: *offset,
                 })
                 .collect(),
+            window_state: state.window_state.values().cloned().collect(),
         })
     }
 
@@ -594,6 +656,11 @@ impl Checkpoint {
                 .kafka_offsets
                 .into_iter()
                 .map(|o| ((o.topic, o.partition), o.offset))
+                .collect(),
+            window_state: self
+                .window_state
+                .into_iter()
+                .map(|f| (f.key.clone(), f))
                 .collect(),
         }
     }

@@ -18,6 +18,10 @@ use crate::plan::{
     Expect, Planner, attack_counts_schema, prev_attack_counts_schema, rule_events_schema,
 };
 use crate::rules::{Rule, RuleKind};
+use crate::state::{
+    CountSnapshot, HitSnapshot, OpenSnapshot, PartitionSnapshot, PrevSnapshot, STATE_FORMAT,
+    WindowSnapshot,
+};
 use crate::{Error, Result};
 
 struct Planned {
@@ -73,6 +77,9 @@ impl PartitionState {
 
 #[derive(Debug, Clone)]
 struct OpenViolation {
+    /// The partition whose event opened it; `None` when it was read back from the
+    /// archive at start-up (opened by an earlier run without partition state).
+    partition: Option<i32>,
     opened_at: i64,
     opened_by: String,
     workload: Option<String>,
@@ -196,6 +203,7 @@ impl WindowEngine {
                 (
                     (v.resource_id, v.rule_id),
                     OpenViolation {
+                        partition: None,
                         opened_at: v.opened_at,
                         opened_by: v.opened_by,
                         workload: v.workload,
@@ -233,6 +241,186 @@ impl WindowEngine {
     /// Windows open now, all partitions.
     pub fn open_windows(&self) -> usize {
         self.partitions.values().map(|p| p.windows.len()).sum()
+    }
+
+    /// Partitions with state.
+    pub fn partitions(&self) -> Vec<i32> {
+        self.partitions.keys().copied().collect()
+    }
+
+    /// The state of `partition` to store with a commit (see [`crate::state`]).
+    pub fn snapshot(&self, partition: i32) -> PartitionSnapshot {
+        let count =
+            |(res, cat): &(String, String), n: i64, workload: Option<&String>| CountSnapshot {
+                resource_id: res.clone(),
+                category: cat.clone(),
+                count: n,
+                workload: workload.cloned(),
+            };
+        let sorted = |mut v: Vec<CountSnapshot>| {
+            v.sort_by(|a, b| (&a.resource_id, &a.category).cmp(&(&b.resource_id, &b.category)));
+            v
+        };
+        let state = self.partitions.get(&partition);
+        let windows = state
+            .map(|s| {
+                s.windows
+                    .iter()
+                    .map(|(start, w)| {
+                        let mut hits: Vec<HitSnapshot> = w
+                            .hits
+                            .iter()
+                            .map(|((k, res), agg)| HitSnapshot {
+                                rule_id: self.event_rules[*k].info.id.clone(),
+                                resource_id: res.clone(),
+                                count: agg.count,
+                                workload: agg.workload.clone(),
+                            })
+                            .collect();
+                        hits.sort_by(|a, b| {
+                            (&a.rule_id, &a.resource_id).cmp(&(&b.rule_id, &b.resource_id))
+                        });
+                        WindowSnapshot {
+                            start: *start,
+                            attacks: sorted(
+                                w.attacks
+                                    .iter()
+                                    .map(|(k, agg)| count(k, agg.count, agg.workload.as_ref()))
+                                    .collect(),
+                            ),
+                            hits,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let prev = state
+            .and_then(|s| s.prev.as_ref())
+            .map(|(start, counts)| PrevSnapshot {
+                start: *start,
+                counts: sorted(counts.iter().map(|(k, n)| count(k, *n, None)).collect()),
+            });
+        let mut open_violations: Vec<OpenSnapshot> = self
+            .open
+            .iter()
+            .filter(|(_, o)| o.partition == Some(partition))
+            .map(|((res, rule), o)| OpenSnapshot {
+                resource_id: res.clone(),
+                rule_id: rule.clone(),
+                rule_version: o.version,
+                action: o.action.clone(),
+                opened_at: o.opened_at,
+                opened_by: o.opened_by.clone(),
+                workload: o.workload.clone(),
+            })
+            .collect();
+        open_violations
+            .sort_by(|a, b| (&a.resource_id, &a.rule_id).cmp(&(&b.resource_id, &b.rule_id)));
+        PartitionSnapshot {
+            format: STATE_FORMAT.to_string(),
+            window_micros: self.size,
+            max_ts: state.and_then(|s| s.time.max_ts()),
+            windows,
+            prev,
+            open_violations,
+        }
+    }
+
+    /// Replaces the state of `partition` with `snapshot`. Hits of rules that are no
+    /// longer loaded are dropped (returned as warnings); a state kept under another
+    /// window size or format is refused.
+    pub fn restore(
+        &mut self,
+        partition: i32,
+        snapshot: PartitionSnapshot,
+    ) -> std::result::Result<Vec<String>, String> {
+        if snapshot.format != STATE_FORMAT {
+            return Err(format!(
+                "its format is `{}`, this version reads `{STATE_FORMAT}`",
+                snapshot.format
+            ));
+        }
+        if snapshot.window_micros != self.size {
+            return Err(format!(
+                "it was kept with windows of {} µs, the configuration now says {} µs",
+                snapshot.window_micros, self.size
+            ));
+        }
+        let mut warnings = Vec::new();
+        self.forget(partition);
+        let index: HashMap<&str, usize> = self
+            .event_rules
+            .iter()
+            .enumerate()
+            .map(|(k, r)| (r.info.id.as_str(), k))
+            .collect();
+        let mut windows = BTreeMap::new();
+        for w in snapshot.windows {
+            let mut state = WindowState::default();
+            for c in w.attacks {
+                state.attacks.insert(
+                    (c.resource_id, c.category),
+                    Agg {
+                        count: c.count,
+                        workload: c.workload,
+                    },
+                );
+            }
+            for h in w.hits {
+                let Some(k) = index.get(h.rule_id.as_str()) else {
+                    warnings.push(format!(
+                        "hits of rule `{}` in the window at {} are dropped: the rule is no longer loaded",
+                        h.rule_id, w.start
+                    ));
+                    continue;
+                };
+                state.hits.insert(
+                    (*k, h.resource_id),
+                    Agg {
+                        count: h.count,
+                        workload: h.workload,
+                    },
+                );
+            }
+            windows.insert(w.start, state);
+        }
+        self.partitions.insert(
+            partition,
+            PartitionState {
+                time: crate::PartitionTime::restored(self.lateness, snapshot.max_ts),
+                windows,
+                prev: snapshot.prev.map(|p| {
+                    (
+                        p.start,
+                        p.counts
+                            .into_iter()
+                            .map(|c| ((c.resource_id, c.category), c.count))
+                            .collect(),
+                    )
+                }),
+            },
+        );
+        for o in snapshot.open_violations {
+            self.open.insert(
+                (o.resource_id, o.rule_id),
+                OpenViolation {
+                    partition: Some(partition),
+                    opened_at: o.opened_at,
+                    opened_by: o.opened_by,
+                    workload: o.workload,
+                    version: o.rule_version,
+                    action: o.action,
+                },
+            );
+        }
+        Ok(warnings)
+    }
+
+    /// Drops the state of `partition` and the violations its events opened (it went to
+    /// another member of the group, which restores them from the archive).
+    pub fn forget(&mut self, partition: i32) {
+        self.partitions.remove(&partition);
+        self.open.retain(|_, o| o.partition != Some(partition));
     }
 
     /// Takes the next events of `partition` (a batch with the `events` columns, in
@@ -368,6 +556,7 @@ impl WindowEngine {
                     continue;
                 }
                 let opened = OpenViolation {
+                    partition: Some(partition),
                     opened_at: at,
                     opened_by: cols.event_ref(row),
                     workload: str_opt(cols.workload, row).map(str::to_string),

@@ -31,6 +31,7 @@ mod error;
 pub mod output;
 mod plan;
 pub mod rules;
+pub mod state;
 mod table;
 mod watermark;
 

@@ -22,6 +22,14 @@ impl PartitionTime {
         }
     }
 
+    /// A partition whose largest event time so far is `max_ts` (a restored state).
+    pub fn restored(lateness_micros: i64, max_ts: Option<i64>) -> Self {
+        Self {
+            max_ts,
+            lateness: lateness_micros,
+        }
+    }
+
     /// The largest event time seen, if any.
     pub fn max_ts(&self) -> Option<i64> {
         self.max_ts

@@ -313,3 +313,84 @@ async fn closed_windows_are_freed() {
     h.close_all().await;
     assert_eq!(h.engine.open_windows(), 0);
 }
+
+/// Feeds `stream` in batches of `batch_size` per partition; after the events at
+/// `restart_after` (indices), stores both partitions' state as JSON, drops the engine
+/// and continues with a new one restored from it, as a restarted run does (or, without
+/// `restore`, with a new empty one).
+async fn feed_with_restarts(
+    stream: &[(i32, Ev)],
+    batch_size: usize,
+    restart_after: &[usize],
+    restore: bool,
+) -> Outputs {
+    let mut h = Harness::new().await;
+    let mut out = Outputs::default();
+    let mut pending: [Vec<(i64, &Ev)>; 2] = [Vec::new(), Vec::new()];
+    for (i, (p, e)) in stream.iter().enumerate() {
+        pending[*p as usize].push((i as i64 + 1, e));
+        let restart = restart_after.contains(&i);
+        for (q, waiting) in pending.iter_mut().enumerate() {
+            if waiting.len() >= batch_size || (restart && !waiting.is_empty()) {
+                let b = batch(waiting.drain(..));
+                out.extend(h.engine.process(q as i32, &b).await.expect("process"));
+            }
+        }
+        if restart {
+            let stored: Vec<String> = (0..2)
+                .map(|q| serde_json::to_string(&h.engine.snapshot(q)).unwrap())
+                .collect();
+            h = Harness::new().await;
+            for (q, json) in stored.iter().enumerate().filter(|_| restore) {
+                let warnings = h
+                    .engine
+                    .restore(q as i32, serde_json::from_str(json).unwrap())
+                    .expect("restore");
+                assert!(warnings.is_empty(), "{warnings:?}");
+            }
+        }
+    }
+    for (p, rest) in pending.iter_mut().enumerate() {
+        if !rest.is_empty() {
+            let b = batch(rest.drain(..));
+            out.extend(h.engine.process(p as i32, &b).await.expect("process"));
+        }
+    }
+    out.extend(h.close_all().await);
+    sorted(out)
+}
+
+#[tokio::test]
+async fn a_restored_state_continues_the_results_exactly() {
+    let stream = disordered_stream();
+    let whole = feed_cut(&stream, |_, _| false).await;
+    // Restarts at fixed and at random points; each must give the uninterrupted results.
+    let mut rng = Rng(7);
+    let random: Vec<usize> = (0..6)
+        .map(|_| rng.below(stream.len() as u64) as usize)
+        .collect();
+    for (what, points) in [
+        ("early", vec![3]),
+        ("middle", vec![stream.len() / 2]),
+        ("late", vec![stream.len() - 2]),
+        ("many", random),
+    ] {
+        let restarted = feed_with_restarts(&stream, 17, &points, true).await;
+        assert_eq!(restarted, whole, "restarts {what} at {points:?}");
+    }
+    // Without the state the results differ: the test can tell.
+    let lost = feed_with_restarts(&stream, 17, &[stream.len() / 2], false).await;
+    assert_ne!(lost, whole, "a restart without state changes nothing?");
+}
+
+#[tokio::test]
+async fn a_state_kept_under_another_window_size_is_refused() {
+    let mut h = Harness::new().await;
+    let b = batch([(1, &ev("00:01", "vm-1", "vm", "brute_force"))]);
+    h.engine.process(0, &b).await.unwrap();
+    let mut snap = h.engine.snapshot(0);
+    assert_eq!(snap.windows.len(), 1);
+    snap.window_micros *= 2;
+    let err = h.engine.restore(0, snap).unwrap_err();
+    assert!(err.contains("windows of"), "{err}");
+}

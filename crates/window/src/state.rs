@@ -1,0 +1,76 @@
+//! A partition's window state as stored at each commit, so that a restarted run, or
+//! the partition's next owner in a consumer group, continues it exactly.
+//!
+//! The state holds what the results of later events depend on: the largest event time
+//! (the watermark), the open windows' counts and hits, the last closed window's attack
+//! counts (the baseline of `attack_increase`) and the violations open on the partition.
+
+use serde::{Deserialize, Serialize};
+
+/// The `format` of the state this version writes and reads.
+pub const STATE_FORMAT: &str = "rampart-window-state/1";
+
+/// One partition's window state (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionSnapshot {
+    /// Always [`STATE_FORMAT`].
+    pub format: String,
+    /// Window size in microseconds: a state kept under another size is not restored.
+    pub window_micros: i64,
+    /// Largest event time seen (or moved forward while idle), microseconds.
+    pub max_ts: Option<i64>,
+    /// Open windows, by start.
+    pub windows: Vec<WindowSnapshot>,
+    /// The last closed window's start and attack counts.
+    pub prev: Option<PrevSnapshot>,
+    /// Violations opened by events of this partition and not resolved yet.
+    pub open_violations: Vec<OpenSnapshot>,
+}
+
+/// An open window's counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowSnapshot {
+    pub start: i64,
+    pub attacks: Vec<CountSnapshot>,
+    pub hits: Vec<HitSnapshot>,
+}
+
+/// On-time attack events of one (resource, category) in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountSnapshot {
+    pub resource_id: String,
+    pub category: String,
+    pub count: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+}
+
+/// An event rule's hits on one resource in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HitSnapshot {
+    pub rule_id: String,
+    pub resource_id: String,
+    pub count: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+}
+
+/// The last closed window's attack counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrevSnapshot {
+    pub start: i64,
+    pub counts: Vec<CountSnapshot>,
+}
+
+/// An open violation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenSnapshot {
+    pub resource_id: String,
+    pub rule_id: String,
+    pub rule_version: i32,
+    pub action: String,
+    pub opened_at: i64,
+    pub opened_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+}
