@@ -322,6 +322,23 @@ impl KafkaSource {
         self.skipped
     }
 
+    /// The partitions assigned to this member now, ascending.
+    pub fn assignment(&self) -> Vec<i32> {
+        let mut parts: Vec<i32> = self
+            .consumer
+            .assignment()
+            .map(|a| {
+                a.elements()
+                    .iter()
+                    .filter(|e| e.topic() == self.location.topic)
+                    .map(|e| e.partition())
+                    .collect()
+            })
+            .unwrap_or_default();
+        parts.sort_unstable();
+        parts
+    }
+
     /// Whether every assigned partition has reached its end.
     pub fn all_at_end(&self) -> bool {
         let Ok(assigned) = self.consumer.assignment() else {

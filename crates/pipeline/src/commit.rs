@@ -4,13 +4,20 @@
 //! Everything the sink received before a commit is in the files that commit lists, so
 //! the source position it records is safe to resume from: a restarted run skips the
 //! lines up to it, and whatever a crash left uncommitted is read again.
+//!
+//! A commit also carries the window state of each partition it covers, as of the last
+//! position it covers (written as a file first, then listed in the manifest), so a
+//! restarted run continues the windows from exactly where the archive stops.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use object_store::ObjectStoreExt;
 use rampart_core::Clock;
 use rampart_core::config::RetentionConfig;
-use rampart_core::ledger::{Action, Change, FileEntry, Ledger, SourceRange};
+use rampart_core::ledger::{
+    Action, Change, FileEntry, Ledger, SourceRange, StateFile, sha256_hex, state_path,
+};
 use rampart_sink::TableWriter;
 use tracing::debug;
 
@@ -64,6 +71,17 @@ impl Cover {
     }
 }
 
+/// A partition's window state to store with the next commit.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingState {
+    /// See [`rampart_core::ledger::kafka_state_key`].
+    pub(crate) key: String,
+    /// The last source position folded into it.
+    pub(crate) position: i64,
+    /// The state as JSON.
+    pub(crate) json: Vec<u8>,
+}
+
 /// Commits the writers' files to the archive's chain.
 pub(crate) struct Committer {
     ledger: Ledger,
@@ -114,21 +132,46 @@ impl Committer {
         self.cover.join(cover);
     }
 
-    /// Closes every open file and commits all completed ones in one manifest. Returns
-    /// the positions the commit made durable.
+    /// Closes every open file and commits all completed ones, with the window `states`,
+    /// in one manifest. Returns the positions the commit made durable.
     pub(crate) async fn commit(
         &mut self,
         writers: &mut BTreeMap<&'static str, TableWriter>,
+        states: Vec<PendingState>,
     ) -> Result<Cover> {
         let mut written = Vec::new();
         for w in writers.values_mut() {
             w.close_all().await?;
             written.extend(w.take_written());
         }
-        if written.is_empty() {
+        if written.is_empty() && states.is_empty() {
             return Ok(Cover::default());
         }
         let mut change = Change::new(Action::Append);
+        let location = self.ledger.location().clone();
+        let mut superseded = Vec::new();
+        for s in states {
+            let path = state_path(&s.key, s.position);
+            let file = StateFile {
+                key: s.key,
+                position: s.position,
+                bytes: s.json.len() as u64,
+                sha256: sha256_hex(&s.json),
+                path,
+            };
+            location
+                .store
+                .put(&location.child(&file.path), s.json.into())
+                .await
+                .map_err(|e| Error::Stage {
+                    stage: "sink",
+                    message: format!("cannot store window state {}: {e}", file.path),
+                })?;
+            if let Some(old) = self.ledger.state().window_state.get(&file.key) {
+                superseded.push(old.path.clone());
+            }
+            change.state.push(file);
+        }
         for f in &written {
             let retention = self.retention.period(f.table).ok_or_else(|| Error::Stage {
                 stage: "sink",
@@ -174,6 +217,13 @@ impl Committer {
             "committed"
         );
         self.commits += 1;
+        // The states this commit replaced are no longer read; one left behind by a failed
+        // delete (or a crash here) is removed by the next clean-up of orphans.
+        for path in superseded {
+            if let Err(e) = location.store.delete(&location.child(&path)).await {
+                debug!(%path, error = %e, "cannot delete a superseded window state");
+            }
+        }
         for f in written {
             let t = self.tables.entry(f.table).or_default();
             t.rows += f.rows;

@@ -29,6 +29,7 @@ mod run;
 mod summary;
 mod task;
 mod violations;
+mod window_stage;
 
 pub use compact::{CompactReport, compact};
 pub use error::{Error, Result};

@@ -2,27 +2,27 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow::array::AsArray;
-use arrow::record_batch::RecordBatch;
-use hdrhistogram::Histogram;
 use rampart_core::ledger::Ledger;
 use rampart_core::schema::{self, dead_letters};
 use rampart_core::{Clock, Config, store};
-use rampart_ingest::{
-    Decoded, Decoder, FileSource, KafkaBatch, KafkaLocation, KafkaSource, LineChunk,
-};
+use rampart_ingest::{Decoder, FileSource, KafkaBatch, KafkaLocation, KafkaSource, LineChunk};
 use rampart_sink::TableWriter;
-use rampart_window::{Outputs, WindowEngine, output};
+use rampart_window::WindowEngine;
 use tokio::sync::mpsc;
-use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
 
 use crate::alerts::AlertSink;
 use crate::commit::{Committer, Cover};
-use crate::summary::{LatencySummary, Summary, WindowSummary};
+use crate::summary::{LatencySummary, Summary};
 use crate::task::SpawnedTask;
+use crate::window_stage::{
+    Assignment, CommitRequest, Control, DecodedChunk, SinkBatch, Staged, StateKeys, WindowStage,
+    histogram,
+};
 use crate::{Error, Result};
 
 /// How a run behaves beyond its configuration.
@@ -49,100 +49,8 @@ pub(crate) enum Input {
 enum RawChunk {
     Lines(LineChunk),
     Kafka(KafkaBatch),
-    /// Partitions are being revoked: commit everything before this marker and say what
-    /// became durable. It travels with the data, so nothing read before it is missed.
-    Flush(Flush),
-}
-
-/// The reply to a [`RawChunk::Flush`]: the positions the commit made durable.
-type Flush = tokio::sync::oneshot::Sender<Cover>;
-
-struct DecodedChunk {
-    decoded: Decoded,
-    read_at: Instant,
-    cover: Cover,
-    flushes: Vec<Flush>,
-}
-
-/// Rows for the archive: per table, with the time their chunk was read and the source
-/// positions they come from.
-struct SinkBatch {
-    tables: Vec<(&'static str, RecordBatch)>,
-    read_at: Option<Instant>,
-    cover: Cover,
-    flushes: Vec<Flush>,
-}
-
-/// Histogram from 1 µs to 1 h at 3 significant digits; longer samples are clamped.
-fn histogram(stage: &'static str) -> Result<Histogram<u64>> {
-    Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| Error::Stage {
-        stage,
-        message: format!("cannot build histogram: {e}"),
-    })
-}
-
-/// Most rows the window stage takes at once when chunks are waiting.
-const WINDOW_BATCH_ROWS: usize = 64 * 1024;
-
-/// `first` and the chunks already waiting behind it, up to [`WINDOW_BATCH_ROWS`] rows,
-/// as one chunk (read at the time of the first).
-fn coalesce(first: DecodedChunk, rx: &mut mpsc::Receiver<DecodedChunk>) -> Result<DecodedChunk> {
-    let mut rows = first.decoded.events.num_rows();
-    if rows >= WINDOW_BATCH_ROWS || rx.is_empty() {
-        return Ok(first);
-    }
-    let read_at = first.read_at;
-    let mut cover = first.cover;
-    let mut flushes = first.flushes;
-    let (mut events, mut dead) = (vec![first.decoded.events], vec![first.decoded.dead_letters]);
-    while rows < WINDOW_BATCH_ROWS {
-        let Ok(next) = rx.try_recv() else { break };
-        rows += next.decoded.events.num_rows();
-        cover.join(next.cover);
-        flushes.extend(next.flushes);
-        events.push(next.decoded.events);
-        dead.push(next.decoded.dead_letters);
-    }
-    let concat = |batches: Vec<RecordBatch>| -> Result<RecordBatch> {
-        let schema = batches[0].schema();
-        arrow::compute::concat_batches(&schema, &batches).map_err(|e| Error::Stage {
-            stage: "window",
-            message: format!("cannot join batches: {e}"),
-        })
-    };
-    Ok(DecodedChunk {
-        decoded: Decoded {
-            events: concat(events)?,
-            dead_letters: concat(dead)?,
-        },
-        read_at,
-        cover,
-        flushes,
-    })
-}
-
-/// The window stage's outputs as archive batches.
-fn result_batches(out: &Outputs) -> Result<Vec<(&'static str, RecordBatch)>> {
-    let mut v = Vec::new();
-    if !out.attack_rates.is_empty() {
-        v.push((
-            schema::ATTACK_RATES,
-            output::attack_rates_batch(&out.attack_rates)?,
-        ));
-    }
-    if !out.policy_hits.is_empty() {
-        v.push((
-            schema::POLICY_HITS,
-            output::policy_hits_batch(&out.policy_hits)?,
-        ));
-    }
-    if !out.violations.is_empty() {
-        v.push((
-            schema::VIOLATIONS,
-            output::violations_batch(&out.violations)?,
-        ));
-    }
-    Ok(v)
+    /// A marker for the window stage (revoke, assign), in order with the data.
+    Control(Control),
 }
 
 #[derive(Default)]
@@ -241,7 +149,32 @@ pub(crate) async fn run_source(
     } else {
         None
     };
-    let mut alerts = AlertSink::open(&config.alerts.path)?;
+    // Window state is stored per partition with each commit: per Kafka partition, or
+    // once for a file that a later run can resume. Standard input cannot resume.
+    let keys = match (&topic, is_file && !live) {
+        (Some(t), _) => StateKeys::Kafka(t.clone()),
+        (None, true) => StateKeys::File(source_label.clone()),
+        (None, false) => StateKeys::None,
+    };
+    let mut positions = BTreeMap::new();
+    if let (Some(engine), StateKeys::File(source)) = (engine.as_mut(), &keys) {
+        // The file's one partition continues from the line the archive holds, with the
+        // state stored at that line.
+        let assignment = Assignment {
+            partition: 0,
+            state: ledger
+                .state()
+                .window_state
+                .get(&rampart_core::ledger::file_state_key(source))
+                .cloned(),
+            archived: resume_after.map(|l| l as i64),
+        };
+        if let Some(line) = assignment.archived {
+            positions.insert(0, line);
+        }
+        crate::window_stage::restore(engine, &archive, &assignment).await;
+    }
+    let alerts = AlertSink::open(&config.alerts.path)?;
     // Every compact.interval, the small files of closed hours are rewritten.
     let compactor = crate::compact::start(&archive, config, Arc::clone(&options.clock));
     let idle_timeout = i64::try_from(config.window.idle_timeout.as_micros()).unwrap_or(i64::MAX);
@@ -259,8 +192,11 @@ pub(crate) async fn run_source(
     let (raw_tx, mut raw_rx) = mpsc::channel::<(RawChunk, Instant)>(capacity);
     // Offsets the archive made durable, back to the Kafka source to commit to the group.
     let (commit_tx, mut commit_rx) = mpsc::unbounded_channel::<Vec<(i32, i64)>>();
-    let (dec_tx, mut dec_rx) = mpsc::channel::<DecodedChunk>(capacity);
+    let (dec_tx, dec_rx) = mpsc::channel::<Staged>(capacity);
     let (sink_tx, mut sink_rx) = mpsc::channel::<SinkBatch>(capacity);
+    // Set when a signal stopped reading: the run did not reach the end of its source.
+    let interrupted_flag = Arc::new(AtomicBool::new(false));
+    let source_interrupted = Arc::clone(&interrupted_flag);
 
     let handle_signals = options.handle_signals;
     let until_end = options.until_end;
@@ -306,14 +242,18 @@ pub(crate) async fn run_source(
                 // holds only a weak sender, so the pipeline can still end.
                 let weak = raw_tx.downgrade();
                 let runtime = tokio::runtime::Handle::current();
-                let hook: rampart_ingest::kafka::RevokeHook = Arc::new(move |_parts: &[i32]| {
+                let hook: rampart_ingest::kafka::RevokeHook = Arc::new(move |parts: &[i32]| {
                     let Some(tx) = weak.upgrade() else {
                         return Vec::new();
                     };
                     let (reply, durable) = tokio::sync::oneshot::channel();
+                    let flush = Control::Flush {
+                        revoked: parts.to_vec(),
+                        reply,
+                    };
                     tokio::task::block_in_place(|| {
                         if runtime
-                            .block_on(tx.send((RawChunk::Flush(reply), Instant::now())))
+                            .block_on(tx.send((RawChunk::Control(flush), Instant::now())))
                             .is_err()
                         {
                             return Vec::new();
@@ -342,10 +282,32 @@ pub(crate) async fn run_source(
                         // Partitions (re)assigned: another member may have archived some of
                         // their records since this run started.
                         source_ledger.refresh().await?;
-                        for ((t, partition), offset) in &source_ledger.state().kafka_offsets {
-                            if t.as_str() == source.topic().as_ref() {
+                        let state = source_ledger.state();
+                        let topic = source.topic().to_string();
+                        for ((t, partition), offset) in &state.kafka_offsets {
+                            if *t == topic {
                                 source.skip_through(*partition, *offset);
                             }
+                        }
+                        // The window stage restores their state before their records.
+                        let assigned = source
+                            .assignment()
+                            .into_iter()
+                            .map(|partition| Assignment {
+                                partition,
+                                state: state
+                                    .window_state
+                                    .get(&rampart_core::ledger::kafka_state_key(&topic, partition))
+                                    .cloned(),
+                                archived: state
+                                    .kafka_offsets
+                                    .get(&(topic.clone(), partition))
+                                    .copied(),
+                            })
+                            .collect();
+                        let marker = RawChunk::Control(Control::Assigned(assigned));
+                        if raw_tx.send((marker, Instant::now())).await.is_err() {
+                            break;
                         }
                     }
                     if stopped.load(std::sync::atomic::Ordering::SeqCst) {
@@ -387,6 +349,7 @@ pub(crate) async fn run_source(
                 }
             }
         }
+        source_interrupted.store(interrupted, Ordering::SeqCst);
         Ok::<_, Error>((input_bytes, interrupted))
     });
 
@@ -396,7 +359,6 @@ pub(crate) async fn run_source(
         let mut decoder = Decoder::new(&decode_config);
         let mut counts = DecodeCounts::default();
         while let Some((chunk, read_at)) = raw_rx.blocking_recv() {
-            let mut flushes = Vec::new();
             let ((accepted, dead), cover) = match chunk {
                 RawChunk::Lines(chunk) => {
                     let count = chunk.line_count();
@@ -411,9 +373,11 @@ pub(crate) async fn run_source(
                     decoder.push_kafka(&batch, clock.now_micros()),
                     Cover::of_kafka(&batch),
                 ),
-                RawChunk::Flush(reply) => {
-                    flushes.push(reply);
-                    ((0, 0), Cover::default())
+                RawChunk::Control(marker) => {
+                    if dec_tx.blocking_send(Staged::Control(marker)).is_err() {
+                        break;
+                    }
+                    continue;
                 }
             };
             counts.accepted += accepted;
@@ -434,12 +398,11 @@ pub(crate) async fn run_source(
                 *counts.by_reason.entry(code).or_default() += 1;
             }
             if dec_tx
-                .blocking_send(DecodedChunk {
+                .blocking_send(Staged::Data(DecodedChunk {
                     decoded,
                     read_at,
                     cover,
-                    flushes,
-                })
+                }))
                 .is_err()
             {
                 break;
@@ -448,105 +411,21 @@ pub(crate) async fn run_source(
         Ok::<_, Error>(counts)
     });
 
-    let window_clock = Arc::clone(&options.clock);
-    let window_task = SpawnedTask::spawn("window", async move {
-        let mut ws = WindowSummary::default();
-        let mut alert_latency = histogram("window")?;
-        let record = |out: &Outputs, ws: &mut WindowSummary| {
-            ws.late += out.late;
-            ws.windows_closed += out.windows_closed;
-            ws.attack_rates += out.attack_rates.len() as u64;
-            ws.policy_hits += out.policy_hits.len() as u64;
-            for v in &out.violations {
-                match v.state {
-                    rampart_window::ViolationState::Open => ws.violations_opened += 1,
-                    rampart_window::ViolationState::Resolved => ws.violations_resolved += 1,
-                }
-            }
-        };
-        let clock = Arc::clone(&window_clock);
-        let mut last_input = clock.now_micros();
-        let mut credited = last_input;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            let (out, tables, read_at, cover, flushes, started) = tokio::select! {
-                msg = dec_rx.recv() => {
-                    let Some(first) = msg else { break };
-                    // Under load several chunks wait: take them together, so the rules
-                    // run once over more rows (results do not depend on batching).
-                    let DecodedChunk { decoded, read_at, cover, flushes } = coalesce(first, &mut dec_rx)?;
-                    let started = Instant::now();
-                    last_input = clock.now_micros();
-                    credited = last_input;
-                    let out = match engine.as_mut() {
-                        Some(e) => e.process(0, &decoded.events).await?,
-                        None => Outputs::default(),
-                    };
-                    let tables = vec![(schema::EVENTS, decoded.events), (schema::DEAD_LETTERS, decoded.dead_letters)];
-                    (out, tables, Some(read_at), cover, flushes, started)
-                }
-                _ = tick.tick(), if live && engine.is_some() => {
-                    // Idle only when nothing waits upstream: a slow sink is not a silent source.
-                    let now = clock.now_micros();
-                    if !dec_rx.is_empty() || now - last_input < idle_timeout {
-                        continue;
-                    }
-                    let started = Instant::now();
-                    let by = now - credited;
-                    credited = now;
-                    let out = match engine.as_mut() {
-                        Some(e) => e.advance_idle(0, by).await?,
-                        None => Outputs::default(),
-                    };
-                    (out, Vec::new(), None, Cover::default(), Vec::new(), started)
-                }
-            };
-            record(&out, &mut ws);
-            ws.alerts += alerts.write(&out)?;
-            if !out.policy_hits.is_empty() || !out.violations.is_empty() {
-                alert_latency.saturating_record(started.elapsed().as_micros() as u64);
-            }
-            let mut tables = tables;
-            tables.extend(result_batches(&out)?);
-            if !tables.is_empty()
-                && sink_tx
-                    .send(SinkBatch {
-                        tables,
-                        read_at,
-                        cover,
-                        flushes,
-                    })
-                    .await
-                    .is_err()
-            {
-                break; // the sink stopped; its error is reported by its own stage
-            }
-        }
-        let closing = Instant::now();
-        let out = match engine.as_mut() {
-            Some(e) => e.close_all().await?,
-            None => Outputs::default(),
-        };
-        record(&out, &mut ws);
-        ws.alerts += alerts.write(&out)?;
-        if !out.policy_hits.is_empty() || !out.violations.is_empty() {
-            alert_latency.saturating_record(closing.elapsed().as_micros() as u64);
-        }
-        let tables = result_batches(&out)?;
-        if !tables.is_empty() {
-            let _ = sink_tx
-                .send(SinkBatch {
-                    tables,
-                    read_at: None,
-                    cover: Cover::default(),
-                    flushes: Vec::new(),
-                })
-                .await;
-        }
-        let open = engine.as_ref().map_or(0, WindowEngine::open_violations);
-        Ok::<_, Error>((ws, LatencySummary::of(&alert_latency), open))
-    });
+    let commit_every = i64::try_from(config.sink.roll_interval.as_micros()).unwrap_or(i64::MAX);
+    let resumable = !matches!(keys, StateKeys::None);
+    let stage = WindowStage {
+        engine,
+        alerts,
+        clock: Arc::clone(&options.clock),
+        archive: archive.clone(),
+        keys,
+        idle_timeout: live.then_some(idle_timeout),
+        commit_every,
+        interrupted: interrupted_flag,
+        resumable,
+        positions,
+    };
+    let window_task = SpawnedTask::spawn("window", stage.run(dec_rx, sink_tx));
 
     let sink_config = config.sink.clone();
     let clock = Arc::clone(&options.clock);
@@ -559,7 +438,6 @@ pub(crate) async fn run_source(
         Arc::clone(&clock),
     )
     .with_topic(topic);
-    let commit_every = i64::try_from(config.sink.roll_interval.as_micros()).unwrap_or(i64::MAX);
     let sink_task = SpawnedTask::spawn("sink", async move {
         let mut writers = BTreeMap::new();
         for table in schema::tables() {
@@ -575,50 +453,46 @@ pub(crate) async fn run_source(
             );
         }
         let mut latency = histogram("sink")?;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut last_commit = clock.now_micros();
-        loop {
-            tokio::select! {
-                msg = sink_rx.recv() => {
-                    let Some(SinkBatch { tables, read_at, cover, flushes }) = msg else { break };
-                    for (name, batch) in tables {
-                        if batch.num_rows() == 0 {
-                            continue;
-                        }
-                        let writer = writers.get_mut(name).ok_or_else(|| Error::Stage {
-                            stage: "sink",
-                            message: format!("has no writer for table {name}"),
-                        })?;
-                        writer.write(&batch).await?;
-                    }
-                    committer.received(cover);
-                    if !flushes.is_empty() {
-                        // Partitions are being revoked: make everything so far durable now.
-                        let durable = committer.commit(&mut writers).await?;
-                        last_commit = clock.now_micros();
-                        for reply in flushes {
-                            let _ = reply.send(durable.clone());
-                        }
-                    }
-                    if let Some(read_at) = read_at {
-                        latency.saturating_record(read_at.elapsed().as_micros() as u64);
-                    }
+        while let Some(SinkBatch {
+            tables,
+            read_at,
+            cover,
+            commit,
+        }) = sink_rx.recv().await
+        {
+            for (name, batch) in tables {
+                if batch.num_rows() == 0 {
+                    continue;
                 }
-                _ = tick.tick() => {
-                    // Every roll interval, all open files close and become one commit.
-                    let now = clock.now_micros();
-                    if now.saturating_sub(last_commit) >= commit_every {
-                        let durable = committer.commit(&mut writers).await?;
-                        if !durable.kafka.is_empty() {
-                            let _ = commit_tx.send(durable.next_offsets());
-                        }
-                        last_commit = now;
+                let writer = writers.get_mut(name).ok_or_else(|| Error::Stage {
+                    stage: "sink",
+                    message: format!("has no writer for table {name}"),
+                })?;
+                writer.write(&batch).await?;
+            }
+            committer.received(cover);
+            if let Some(read_at) = read_at {
+                latency.saturating_record(read_at.elapsed().as_micros() as u64);
+            }
+            // A commit point: every open file closes, and the files and window states
+            // become one commit.
+            if let Some(CommitRequest { states, flushes }) = commit {
+                let durable = committer.commit(&mut writers, states).await?;
+                if flushes.is_empty() {
+                    if !durable.kafka.is_empty() {
+                        let _ = commit_tx.send(durable.next_offsets());
+                    }
+                } else {
+                    // Partitions are being revoked: the hook commits these offsets.
+                    for reply in flushes {
+                        let _ = reply.send(durable.clone());
                     }
                 }
             }
         }
-        let durable = committer.commit(&mut writers).await?;
+        // The window stage ends with a commit point; this only covers rows it sent
+        // before failing.
+        let durable = committer.commit(&mut writers, Vec::new()).await?;
         if !durable.kafka.is_empty() {
             let _ = commit_tx.send(durable.next_offsets());
         }
@@ -632,9 +506,8 @@ pub(crate) async fn run_source(
     let sink_result = sink_task.join().await?;
     let (input_bytes, interrupted) = source_result?;
     let counts = decode_result?;
-    let (mut windows, alert_latency, open_violations) = window_result?;
+    let (mut windows, open_violations) = window_result?;
     windows.open_violations = open_violations as u64;
-    windows.alert_latency = alert_latency;
     let (committer, batch_latency) = sink_result?;
     let compaction = match compactor {
         Some(c) => c.stop().await?,

@@ -23,19 +23,30 @@ pub struct Orphan {
     pub age_micros: i64,
 }
 
-/// Every object under the tables' folders that `state` does not list as live.
+/// Every object under the tables' folders that `state` does not list as live, and every
+/// window-state file that is not a partition's latest.
 pub async fn find_orphans(location: &Location, state: &State, now: i64) -> Result<Vec<Orphan>> {
     let root = location.prefix.as_ref().trim_end_matches('/');
     let mut out = Vec::new();
-    for table in schema::tables() {
-        let dir = location.child(table.name());
+    let current: std::collections::BTreeSet<&str> = state
+        .window_state
+        .values()
+        .map(|f| f.path.as_str())
+        .collect();
+    let tables = schema::tables();
+    let folders = tables
+        .iter()
+        .map(|t| t.name())
+        .chain([rampart_core::ledger::STATE_DIR]);
+    for folder in folders {
+        let dir = location.child(folder);
         let listed: Vec<object_store::ObjectMeta> = location
             .store
             .list(Some(&dir))
             .try_collect()
             .await
             .map_err(|source| Error::Store {
-                path: table.name().to_string(),
+                path: folder.to_string(),
                 source,
             })?;
         for meta in listed {
@@ -46,7 +57,7 @@ pub async fn find_orphans(location: &Location, state: &State, now: i64) -> Resul
                 full.strip_prefix(root)
                     .map_or(full, |r| r.trim_start_matches('/'))
             };
-            if state.live.contains_key(relative) {
+            if state.live.contains_key(relative) || current.contains(relative) {
                 continue;
             }
             out.push(Orphan {
