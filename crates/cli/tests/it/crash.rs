@@ -80,6 +80,23 @@ fn a_killed_run_restarted_archives_every_line_exactly_once() {
     let accepted = query_json(&archive, "SELECT count(*) AS n FROM events");
     assert_eq!(accepted[0]["n"].as_u64(), Some(g.stats.good));
 
+    // The windows continued across the kills from the state stored with each commit:
+    // their results are those of one uninterrupted run over the same file.
+    let whole = dir.path().join("uninterrupted");
+    run_pipeline_env(&g.path, &whole, ENV);
+    let expected = window_results(&whole);
+    assert!(
+        expected.iter().any(|r| r.starts_with("policy_hits"))
+            && expected.iter().any(|r| r.starts_with("attack_rates")),
+        "the input produces window results"
+    );
+    let got = window_results(&archive);
+    assert_eq!(got.len(), expected.len(), "window result rows");
+    assert!(
+        got == expected,
+        "window results differ from the uninterrupted run"
+    );
+
     // What the kills left uncommitted was removed at restart: every data file on disk
     // is one a manifest lists, and no staging file remains.
     let mut on_disk = Vec::new();

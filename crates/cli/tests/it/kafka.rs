@@ -175,29 +175,86 @@ fn records_from_kafka_are_archived_once_with_their_coordinates() {
     assert_eq!(coverage(&archive, &topic), (total, total, 0));
 }
 
+/// A run with the shipped rules on (the other tests here archive only).
+fn with_rules(cmd: &mut Command) -> &mut Command {
+    cmd.env("RAMPART_RULES__ENABLED", "true")
+}
+
+/// A seed for the moments of the kills, printed so a failure can be replayed with
+/// `RAMPART_TEST_SEED`.
+fn kill_seed() -> u64 {
+    let seed = std::env::var("RAMPART_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as u64
+        });
+    eprintln!("kill moments from RAMPART_TEST_SEED={seed}");
+    seed
+}
+
 #[test]
-fn a_kafka_run_killed_and_restarted_archives_every_record_once() {
+fn a_kafka_run_killed_at_random_moments_archives_every_record_once_with_the_uninterrupted_windows()
+{
     let Some(brokers) = broker() else { return };
     let dir = tempfile::tempdir().unwrap();
     let topic = create_topic(&brokers, 4);
-    let truth = generate(dir.path(), "truth.jsonl", small(150_000, 82));
-    produce(&brokers, &topic, 150_000, 82);
+    let truth = generate(dir.path(), "truth.jsonl", small(300_000, 82));
+    produce(&brokers, &topic, 300_000, 82);
+
+    // The reference: one uninterrupted run over the same records (a group of its own).
+    let whole = dir.path().join("uninterrupted");
+    ok_within(
+        with_rules(&mut run_kafka_group(
+            &brokers,
+            &topic,
+            &whole,
+            &format!("whole-{topic}"),
+        ))
+        .arg("--until-end"),
+        180,
+    );
+    let expected = window_results(&whole);
+    assert!(
+        expected.iter().any(|r| r.starts_with("policy_hits"))
+            && expected.iter().any(|r| r.starts_with("attack_rates"))
+            && expected.iter().any(|r| r.starts_with("violations")),
+        "the input produces window results"
+    );
+
     let archive = dir.path().join("archive");
     let manifests =
         || std::fs::read_dir(archive.join("_rampart/manifests")).map_or(0, |d| d.count());
+    let mut rng = kill_seed();
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
     let mut killed = 0;
-    for wait_for in [1] {
-        let mut child = run_kafka(&brokers, &topic, &archive)
+    for _ in 0..3 {
+        let mut child = with_rules(&mut run_kafka(&brokers, &topic, &archive))
             .arg("--until-end")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        // No commit or one commit in, then up to 0.7 s more: a kill lands before the
+        // first commit, between commits, or while one is being written.
         let before = manifests();
+        let wait_for = next(2) as usize;
         let started = Instant::now();
-        while manifests() < before + wait_for && started.elapsed() < Duration::from_secs(90) {
+        while manifests() < before + wait_for
+            && started.elapsed() < Duration::from_secs(90)
+            && child.try_wait().unwrap().is_none()
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
+        std::thread::sleep(Duration::from_millis(next(700)));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL: the group's offsets may lag the archive
             killed += 1;
@@ -205,19 +262,25 @@ fn a_kafka_run_killed_and_restarted_archives_every_record_once() {
         child.wait().unwrap();
     }
     assert!(
-        killed >= 1,
-        "no run was still going when killed: make the input larger"
+        killed >= 2,
+        "only {killed} runs were still going when killed: make the input larger"
     );
     std::thread::sleep(Duration::from_millis(1100));
     ok_within(
-        run_kafka(&brokers, &topic, &archive).arg("--until-end"),
-        120,
+        with_rules(&mut run_kafka(&brokers, &topic, &archive)).arg("--until-end"),
+        180,
     );
     let total = truth.stats.total();
     assert_eq!(
         coverage(&archive, &topic),
         (total, total, 0),
         "every record once"
+    );
+    let got = window_results(&archive);
+    assert_eq!(got.len(), expected.len(), "window result rows");
+    assert!(
+        got == expected,
+        "window results differ from the uninterrupted run"
     );
 }
 

@@ -164,3 +164,32 @@ pub(crate) fn line_coverage(archive: &Path) -> (u64, u64, u64, u64) {
     let get = |k: &str| rows[0][k].as_u64().unwrap_or(0);
     (get("n"), get("d"), get("lo"), get("hi"))
 }
+
+/// Every row of `attack_rates`, `policy_hits` and `violations` (the columns that depend
+/// only on the events, not on when they were processed), one string per row, sorted:
+/// two runs over the same input compare equal exactly when their window results do.
+pub(crate) fn window_results(archive: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    for (table, columns) in [
+        (
+            "attack_rates",
+            "window_start, window_end, resource_id, workload, category, event_count, rate_per_min",
+        ),
+        (
+            "policy_hits",
+            "window_start, window_end, resource_id, workload, rule_id, rule_version, action, \
+             category, hit_count, prev_count, increase_pct",
+        ),
+        (
+            "violations",
+            "changed_at, resource_id, workload, rule_id, rule_version, action, state, \
+             opened_at, resolved_at, opened_by, resolved_by",
+        ),
+    ] {
+        for row in query_json(archive, &format!("SELECT {columns} FROM {table}")) {
+            rows.push(format!("{table} {}", serde_json::Value::Object(row)));
+        }
+    }
+    rows.sort();
+    rows
+}
