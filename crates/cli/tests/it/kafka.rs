@@ -175,9 +175,12 @@ fn records_from_kafka_are_archived_once_with_their_coordinates() {
     assert_eq!(coverage(&archive, &topic), (total, total, 0));
 }
 
-/// A run with the shipped rules on (the other tests here archive only).
+/// A run with the shipped rules on (the other tests here archive only). The idle
+/// timeout, the one place where wall-clock time enters the results, is set beyond the
+/// test's length, so the results depend only on the records.
 fn with_rules(cmd: &mut Command) -> &mut Command {
     cmd.env("RAMPART_RULES__ENABLED", "true")
+        .env("RAMPART_WINDOW__IDLE_TIMEOUT", "10m")
 }
 
 /// A seed for the moments of the kills, printed so a failure can be replayed with
@@ -324,7 +327,7 @@ fn two_members_of_one_group_share_the_topic_and_archive_every_record_once() {
     // longer than a rebalance takes: what a member read since its last commit must be
     // committed when its partitions are revoked, or their next owner reads it again.
     let spawn = || {
-        run_kafka(&brokers, &topic, &archive)
+        with_rules(&mut run_kafka(&brokers, &topic, &archive))
             .env("RAMPART_SINK__ROLL_INTERVAL", "10s")
             .env("RAMPART_ARCHIVE__ORPHAN_GRACE", "10s")
             .stdout(std::process::Stdio::null())
@@ -349,7 +352,13 @@ fn two_members_of_one_group_share_the_topic_and_archive_every_record_once() {
     // Whatever neither reached, a last run reads to the end. It is a new group, reading
     // from the start: the archive's offsets alone keep it from archiving anything twice.
     ok_within(
-        run_kafka_group(&brokers, &topic, &archive, &format!("last-{topic}")).arg("--until-end"),
+        with_rules(&mut run_kafka_group(
+            &brokers,
+            &topic,
+            &archive,
+            &format!("last-{topic}"),
+        ))
+        .arg("--until-end"),
         120,
     );
     let total = truth.stats.total();
@@ -357,5 +366,29 @@ fn two_members_of_one_group_share_the_topic_and_archive_every_record_once() {
         coverage(&archive, &topic),
         (total, total, 0),
         "every record once"
+    );
+    // The members handed the partitions' window state over through the archive: the
+    // union of their results is that of one instance reading the same records.
+    let whole = dir.path().join("one-instance");
+    ok_within(
+        with_rules(&mut run_kafka_group(
+            &brokers,
+            &topic,
+            &whole,
+            &format!("one-{topic}"),
+        ))
+        .arg("--until-end"),
+        120,
+    );
+    let expected = window_results(&whole);
+    assert!(
+        expected.iter().any(|r| r.starts_with("policy_hits")),
+        "the input produces window results"
+    );
+    let got = window_results(&archive);
+    assert_eq!(got.len(), expected.len(), "window result rows");
+    assert!(
+        got == expected,
+        "the members' window results differ from one instance's"
     );
 }
