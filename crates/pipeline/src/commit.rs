@@ -14,6 +14,7 @@ use rampart_core::ledger::{Action, Change, FileEntry, Ledger, SourceRange};
 use rampart_sink::TableWriter;
 use tracing::debug;
 
+use crate::metrics::Metrics;
 use crate::summary::TableSummary;
 use crate::{Error, Result};
 
@@ -76,6 +77,8 @@ pub(crate) struct Committer {
     cover: Cover,
     /// The Kafka topic, for a Kafka source.
     topic: Option<String>,
+    /// Where commits, their latency and the rows they commit are counted.
+    metrics: Option<Metrics>,
     /// Manifests committed by this run.
     pub(crate) commits: u64,
     /// Committed files, per table.
@@ -98,6 +101,7 @@ impl Committer {
             clock,
             cover: Cover::default(),
             topic: None,
+            metrics: None,
             commits: 0,
             tables: BTreeMap::new(),
         }
@@ -106,6 +110,12 @@ impl Committer {
     /// A committer for a Kafka source reading `topic`.
     pub(crate) fn with_topic(mut self, topic: Option<String>) -> Self {
         self.topic = topic;
+        self
+    }
+
+    /// A committer that counts its commits in `metrics`.
+    pub(crate) fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -120,6 +130,7 @@ impl Committer {
         &mut self,
         writers: &mut BTreeMap<&'static str, TableWriter>,
     ) -> Result<Cover> {
+        let started = std::time::Instant::now();
         let mut written = Vec::new();
         for w in writers.values_mut() {
             w.close_all().await?;
@@ -174,6 +185,9 @@ impl Committer {
             "committed"
         );
         self.commits += 1;
+        if let Some(m) = &self.metrics {
+            m.committed(written.iter().map(|f| (f.table, f.rows)), started.elapsed());
+        }
         for f in written {
             let t = self.tables.entry(f.table).or_default();
             t.rows += f.rows;

@@ -25,6 +25,7 @@ mod alerts;
 mod commit;
 pub mod compact;
 mod error;
+mod metrics;
 mod run;
 mod summary;
 mod task;
