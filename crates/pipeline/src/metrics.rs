@@ -88,7 +88,8 @@ pub(crate) enum Stage {
 }
 
 impl Stage {
-    const ALL: [Stage; 4] = [Stage::Source, Stage::Decode, Stage::Window, Stage::Sink];
+    /// The stages that take batches from a queue (the source reads from outside).
+    const HOLDING: [Stage; 3] = [Stage::Decode, Stage::Window, Stage::Sink];
 
     fn name(self) -> &'static str {
         match self {
@@ -134,7 +135,7 @@ impl Health {
         if let Some(failure) = self.failed.lock().ok().and_then(|f| f.clone()) {
             return Err(format!("failed: {failure}"));
         }
-        let stalled: Vec<String> = Stage::ALL
+        let stalled: Vec<String> = Stage::HOLDING
             .iter()
             .filter_map(|&stage| {
                 let since = self.busy_since[stage as usize].load(Ordering::SeqCst);
@@ -584,7 +585,7 @@ impl Metrics {
                     .set(records);
             }
         }
-        for stage in Stage::ALL {
+        for stage in Stage::HOLDING {
             i.stage_busy
                 .get_or_create(&label("stage", stage.name()))
                 .set(i.health.busy_secs(stage, now));

@@ -274,203 +274,201 @@ pub(crate) async fn run_source(
     let handle_signals = options.handle_signals;
     let until_end = options.until_end;
     let mut source_ledger = ledger.clone();
-    let source_task = SpawnedTask::spawn(
-        "source",
-        metrics.watch(Stage::Source, async move {
-            let mut input_bytes = 0u64;
-            let mut interrupted = false;
-            match input {
-                Input::File(mut source) => {
-                    let stop = shutdown_signal(handle_signals);
-                    tokio::pin!(stop);
-                    loop {
-                        let chunk = tokio::select! {
-                            biased;
-                            () = &mut stop => {
-                                warn!("signal received: no more reading; draining what was read");
-                                interrupted = true;
-                                break;
-                            }
-                            chunk = source.next_chunk() => chunk?,
-                        };
-                        let Some(chunk) = chunk else { break };
-                        let chunk = match resume_after {
-                            Some(line) => match chunk.skip_through(line) {
-                                Some(rest) => rest,
-                                None => continue,
-                            },
-                            None => chunk,
-                        };
-                        input_bytes += chunk.data.len() as u64;
-                        if raw_tx
-                            .send((RawChunk::Lines(chunk), Instant::now()))
-                            .await
-                            .is_err()
-                        {
-                            break; // downstream stopped; its error is reported by its own stage
-                        }
-                    }
-                }
-                Input::Kafka(mut source) => {
-                    // On revoke, librdkafka calls back inside a poll of this task: the hook
-                    // sends a flush marker down the pipeline and waits for the commit. It
-                    // holds only a weak sender, so the pipeline can still end.
-                    let weak = raw_tx.downgrade();
-                    let runtime = tokio::runtime::Handle::current();
-                    let hook: rampart_ingest::kafka::RevokeHook =
-                        Arc::new(move |_parts: &[i32]| {
-                            let Some(tx) = weak.upgrade() else {
-                                return Vec::new();
-                            };
-                            let (reply, durable) = tokio::sync::oneshot::channel();
-                            tokio::task::block_in_place(|| {
-                                if runtime
-                                    .block_on(tx.send((RawChunk::Flush(reply), Instant::now())))
-                                    .is_err()
-                                {
-                                    return Vec::new();
-                                }
-                                drop(tx);
-                                durable
-                                    .blocking_recv()
-                                    .map(|c| c.next_offsets())
-                                    .unwrap_or_default()
-                            })
-                        });
-                    source.set_revoke_hook(Some(hook));
-                    // `next_batch` is not cancel-safe (it holds the records taken so far), so
-                    // it is never raced: the signal sets a flag, looked at between batches.
-                    let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                    let flag = Arc::clone(&stopped);
-                    let _signal = SpawnedTask::spawn("signal", async move {
-                        shutdown_signal(handle_signals).await;
-                        flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                    });
-                    loop {
-                        while let Ok(next) = commit_rx.try_recv() {
-                            source.commit(&next)?;
-                        }
-                        if source.take_assigned() {
-                            // Partitions (re)assigned: another member may have archived some of
-                            // their records since this run started.
-                            source_ledger.refresh().await?;
-                            for ((t, partition), offset) in &source_ledger.state().kafka_offsets {
-                                if t.as_str() == source.topic().as_ref() {
-                                    source.skip_through(*partition, *offset);
-                                }
-                            }
-                        }
-                        if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+    let source_stage = async move {
+        let mut input_bytes = 0u64;
+        let mut interrupted = false;
+        match input {
+            Input::File(mut source) => {
+                let stop = shutdown_signal(handle_signals);
+                tokio::pin!(stop);
+                loop {
+                    let chunk = tokio::select! {
+                        biased;
+                        () = &mut stop => {
                             warn!("signal received: no more reading; draining what was read");
                             interrupted = true;
                             break;
                         }
-                        let batch = source.next_batch(Duration::from_millis(100)).await?;
-                        if batch.records.is_empty() {
-                            if until_end && source.all_at_end() {
-                                break;
-                            }
-                            continue;
-                        }
-                        input_bytes += batch
-                            .records
-                            .iter()
-                            .map(|r| r.payload.len() as u64)
-                            .sum::<u64>();
-                        if raw_tx
-                            .send((RawChunk::Kafka(batch), Instant::now()))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                    // No more reading; the offsets of the last commits still go to the group.
-                    source.set_revoke_hook(None);
-                    drop(raw_tx);
-                    while let Some(next) = commit_rx.recv().await {
-                        source.commit(&next)?;
-                    }
-                    if source.skipped() > 0 {
-                        info!(
-                            records = source.skipped(),
-                            "records already in the archive were skipped"
-                        );
+                        chunk = source.next_chunk() => chunk?,
+                    };
+                    let Some(chunk) = chunk else { break };
+                    let chunk = match resume_after {
+                        Some(line) => match chunk.skip_through(line) {
+                            Some(rest) => rest,
+                            None => continue,
+                        },
+                        None => chunk,
+                    };
+                    input_bytes += chunk.data.len() as u64;
+                    if raw_tx
+                        .send((RawChunk::Lines(chunk), Instant::now()))
+                        .await
+                        .is_err()
+                    {
+                        break; // downstream stopped; its error is reported by its own stage
                     }
                 }
             }
-            Ok::<_, Error>((input_bytes, interrupted))
-        }),
-    );
+            Input::Kafka(mut source) => {
+                // On revoke, librdkafka calls back inside a poll of this task: the hook
+                // sends a flush marker down the pipeline and waits for the commit. It
+                // holds only a weak sender, so the pipeline can still end.
+                let weak = raw_tx.downgrade();
+                let runtime = tokio::runtime::Handle::current();
+                let hook: rampart_ingest::kafka::RevokeHook = Arc::new(move |_parts: &[i32]| {
+                    let Some(tx) = weak.upgrade() else {
+                        return Vec::new();
+                    };
+                    let (reply, durable) = tokio::sync::oneshot::channel();
+                    tokio::task::block_in_place(|| {
+                        if runtime
+                            .block_on(tx.send((RawChunk::Flush(reply), Instant::now())))
+                            .is_err()
+                        {
+                            return Vec::new();
+                        }
+                        drop(tx);
+                        durable
+                            .blocking_recv()
+                            .map(|c| c.next_offsets())
+                            .unwrap_or_default()
+                    })
+                });
+                source.set_revoke_hook(Some(hook));
+                // `next_batch` is not cancel-safe (it holds the records taken so far), so
+                // it is never raced: the signal sets a flag, looked at between batches.
+                let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let flag = Arc::clone(&stopped);
+                let _signal = SpawnedTask::spawn("signal", async move {
+                    shutdown_signal(handle_signals).await;
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                });
+                loop {
+                    while let Ok(next) = commit_rx.try_recv() {
+                        source.commit(&next)?;
+                    }
+                    if source.take_assigned() {
+                        // Partitions (re)assigned: another member may have archived some of
+                        // their records since this run started.
+                        source_ledger.refresh().await?;
+                        for ((t, partition), offset) in &source_ledger.state().kafka_offsets {
+                            if t.as_str() == source.topic().as_ref() {
+                                source.skip_through(*partition, *offset);
+                            }
+                        }
+                    }
+                    if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                        warn!("signal received: no more reading; draining what was read");
+                        interrupted = true;
+                        break;
+                    }
+                    let batch = source.next_batch(Duration::from_millis(100)).await?;
+                    if batch.records.is_empty() {
+                        if until_end && source.all_at_end() {
+                            break;
+                        }
+                        continue;
+                    }
+                    input_bytes += batch
+                        .records
+                        .iter()
+                        .map(|r| r.payload.len() as u64)
+                        .sum::<u64>();
+                    if raw_tx
+                        .send((RawChunk::Kafka(batch), Instant::now()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                // No more reading; the offsets of the last commits still go to the group.
+                source.set_revoke_hook(None);
+                drop(raw_tx);
+                while let Some(next) = commit_rx.recv().await {
+                    source.commit(&next)?;
+                }
+                if source.skipped() > 0 {
+                    info!(
+                        records = source.skipped(),
+                        "records already in the archive were skipped"
+                    );
+                }
+            }
+        }
+        Ok::<_, Error>((input_bytes, interrupted))
+    };
+    let source_task = SpawnedTask::spawn("source", metrics.watch(Stage::Source, source_stage));
 
     let decode_config = config.decode.clone();
     let clock = Arc::clone(&options.clock);
     let decode_metrics = metrics.clone();
+    let decode_stage = move || {
+        let mut decoder = Decoder::new(&decode_config);
+        let mut counts = DecodeCounts::default();
+        while let Some((chunk, read_at)) = raw_rx.blocking_recv() {
+            decode_metrics.busy(Stage::Decode);
+            let mut flushes = Vec::new();
+            let ((accepted, dead), cover) = match chunk {
+                RawChunk::Lines(chunk) => {
+                    let count = chunk.line_count();
+                    let cover = if count > 0 {
+                        Cover::lines(chunk.first_line, chunk.first_line + count - 1)
+                    } else {
+                        Cover::default()
+                    };
+                    (decoder.push_lines(&chunk, clock.now_micros()), cover)
+                }
+                RawChunk::Kafka(batch) => (
+                    decoder.push_kafka(&batch, clock.now_micros()),
+                    Cover::of_kafka(&batch),
+                ),
+                RawChunk::Flush(reply) => {
+                    flushes.push(reply);
+                    ((0, 0), Cover::default())
+                }
+            };
+            counts.accepted += accepted;
+            counts.dead += dead;
+            let decoded = decoder.flush()?;
+            let codes = decoded
+                .dead_letters
+                .column_by_name(dead_letters::REASON_CODE)
+                .map(|c| {
+                    c.as_string::<i32>()
+                        .iter()
+                        .flatten()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            decode_metrics.decoded(accepted + dead, &codes, &decoded.events);
+            for code in codes {
+                *counts.by_reason.entry(code).or_default() += 1;
+            }
+            decode_metrics.idle(Stage::Decode);
+            if dec_tx
+                .blocking_send(DecodedChunk {
+                    decoded,
+                    read_at,
+                    cover,
+                    flushes,
+                })
+                .is_err()
+            {
+                break;
+            }
+        }
+        Ok::<_, Error>(counts)
+    };
     let decode_task = SpawnedTask::spawn_blocking(
         "decode",
-        metrics.watch_blocking(Stage::Decode, move || {
-            let mut decoder = Decoder::new(&decode_config);
-            let mut counts = DecodeCounts::default();
-            while let Some((chunk, read_at)) = raw_rx.blocking_recv() {
-                decode_metrics.busy(Stage::Decode);
-                let mut flushes = Vec::new();
-                let ((accepted, dead), cover) = match chunk {
-                    RawChunk::Lines(chunk) => {
-                        let count = chunk.line_count();
-                        let cover = if count > 0 {
-                            Cover::lines(chunk.first_line, chunk.first_line + count - 1)
-                        } else {
-                            Cover::default()
-                        };
-                        (decoder.push_lines(&chunk, clock.now_micros()), cover)
-                    }
-                    RawChunk::Kafka(batch) => (
-                        decoder.push_kafka(&batch, clock.now_micros()),
-                        Cover::of_kafka(&batch),
-                    ),
-                    RawChunk::Flush(reply) => {
-                        flushes.push(reply);
-                        ((0, 0), Cover::default())
-                    }
-                };
-                counts.accepted += accepted;
-                counts.dead += dead;
-                let decoded = decoder.flush()?;
-                let codes = decoded
-                    .dead_letters
-                    .column_by_name(dead_letters::REASON_CODE)
-                    .map(|c| {
-                        c.as_string::<i32>()
-                            .iter()
-                            .flatten()
-                            .map(str::to_string)
-                            .collect::<Vec<_>>()
-                    })
-                    .unwrap_or_default();
-                decode_metrics.decoded(accepted + dead, &codes, &decoded.events);
-                for code in codes {
-                    *counts.by_reason.entry(code).or_default() += 1;
-                }
-                decode_metrics.idle(Stage::Decode);
-                if dec_tx
-                    .blocking_send(DecodedChunk {
-                        decoded,
-                        read_at,
-                        cover,
-                        flushes,
-                    })
-                    .is_err()
-                {
-                    break;
-                }
-            }
-            Ok::<_, Error>(counts)
-        }),
+        metrics.watch_blocking(Stage::Decode, decode_stage),
     );
 
     let window_clock = Arc::clone(&options.clock);
     let window_metrics = metrics.clone();
-    let window_task = SpawnedTask::spawn("window", metrics.watch(Stage::Window, async move {
+    let window_stage = async move {
         let mut ws = WindowSummary::default();
         let mut alert_latency = histogram("window")?;
         let record = |out: &Outputs, ws: &mut WindowSummary| {
@@ -571,7 +569,8 @@ pub(crate) async fn run_source(
         }
         let open = engine.as_ref().map_or(0, WindowEngine::open_violations);
         Ok::<_, Error>((ws, LatencySummary::of(&alert_latency), open))
-    }));
+    };
+    let window_task = SpawnedTask::spawn("window", metrics.watch(Stage::Window, window_stage));
 
     let sink_config = config.sink.clone();
     let clock = Arc::clone(&options.clock);
@@ -587,7 +586,7 @@ pub(crate) async fn run_source(
     .with_metrics(metrics.clone());
     let commit_every = i64::try_from(config.sink.roll_interval.as_micros()).unwrap_or(i64::MAX);
     let sink_metrics = metrics.clone();
-    let sink_task = SpawnedTask::spawn("sink", metrics.watch(Stage::Sink, async move {
+    let sink_stage = async move {
         let mut writers = BTreeMap::new();
         for table in schema::tables() {
             let name = table.name();
@@ -657,7 +656,8 @@ pub(crate) async fn run_source(
         }
         drop(commit_tx);
         Ok::<_, Error>((committer, LatencySummary::of(&latency)))
-    }));
+    };
+    let sink_task = SpawnedTask::spawn("sink", metrics.watch(Stage::Sink, sink_stage));
 
     let source_result = source_task.join().await?;
     let decode_result = decode_task.join().await?;
