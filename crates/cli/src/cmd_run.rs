@@ -17,7 +17,8 @@ Examples:
   rampart run --config pipelines/demo.toml
   rampart run --source /var/log/security.jsonl --archive s3://audit-bucket/rampart
   zcat events.jsonl.gz | rampart run --source - --archive ./archive
-  rampart run --config pipelines/demo.toml --alerts alerts.jsonl --rules-dir ./my-rules")]
+  rampart run --config pipelines/demo.toml --alerts alerts.jsonl --rules-dir ./my-rules
+  rampart run --config pipelines/demo.toml --metrics-addr 127.0.0.1:9464   # then GET /metrics, /healthz")]
 pub(crate) struct RunArgs {
     /// Pipeline file (TOML). Without it, built-in defaults apply.
     #[arg(long, short)]
@@ -40,6 +41,10 @@ pub(crate) struct RunArgs {
     /// Accept a [retention] period below retention.floor (recorded with every file).
     #[arg(long)]
     allow_short_retention: bool,
+    /// Serve Prometheus metrics at /metrics and health at /healthz on IP:PORT, overriding
+    /// [metrics] addr (an empty value serves nothing).
+    #[arg(long, value_name = "IP:PORT")]
+    metrics_addr: Option<String>,
 }
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -55,6 +60,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(alerts) = args.alerts {
         config.alerts.path = alerts;
+    }
+    if let Some(addr) = args.metrics_addr {
+        config.metrics.addr = addr;
     }
     config.retention.check_floor(args.allow_short_retention)?;
     let options = RunOptions {

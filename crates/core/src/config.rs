@@ -38,6 +38,49 @@ pub struct Config {
     pub compact: CompactConfig,
     /// The Kafka source's consumer settings.
     pub kafka: KafkaConfig,
+    /// The Prometheus metrics and health endpoint of `rampart run`.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: `rampart run` serves Prometheus metrics at `/metrics` and its health at
+/// `/healthz` on `addr`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `IP:PORT` to listen on, e.g. `127.0.0.1:9464` or `0.0.0.0:9464`; empty (the
+    /// default) serves nothing. Overridden by `rampart run --metrics-addr`.
+    pub addr: String,
+    /// `/healthz` answers 503 once a stage has held one batch this long without
+    /// finishing it.
+    #[serde(with = "humantime_serde")]
+    pub stall_timeout: Duration,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            addr: String::new(),
+            stall_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The address to serve on, `None` when metrics are off. An address that is not
+    /// `IP:PORT` is refused with the key's name.
+    pub fn socket_addr(&self) -> Result<Option<std::net::SocketAddr>> {
+        let addr = self.addr.trim();
+        if addr.is_empty() {
+            return Ok(None);
+        }
+        addr.parse().map(Some).map_err(|_| Error::Config {
+            key: "metrics.addr".into(),
+            message: format!(
+                "`{addr}` is not IP:PORT; write e.g. 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464, \
+                 or leave it empty to serve no metrics"
+            ),
+        })
+    }
 }
 
 /// `[kafka]`: settings of a `kafka://` source. Its `Debug` form hides the values of
@@ -490,6 +533,10 @@ impl Config {
                 ),
             );
         }
+        self.metrics.socket_addr()?;
+        if self.metrics.stall_timeout < Duration::from_secs(1) {
+            return bad("metrics.stall-timeout", "must be at least 1s".into());
+        }
         let target = self.compact.target_file_bytes.as_u64();
         if !((1 << 20)..=(4 << 30)).contains(&target) {
             return bad(
@@ -572,6 +619,39 @@ mod tests {
                 .to_string()
                 .contains("window.size")
         );
+    }
+
+    #[test]
+    fn metrics_section_reads_and_validates() {
+        let c: Config =
+            toml::from_str("[metrics]\naddr = \"127.0.0.1:9464\"\nstall-timeout = \"2m\"\n")
+                .unwrap();
+        assert_eq!(
+            c.metrics.socket_addr().unwrap(),
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        assert_eq!(c.metrics.stall_timeout, Duration::from_secs(120));
+        c.validate().unwrap();
+        assert_eq!(Config::default().metrics.socket_addr().unwrap(), None);
+        for bad in [
+            "localhost",
+            "9464",
+            "127.0.0.1",
+            "127.0.0.1:99999",
+            "host:9464",
+        ] {
+            let mut c = Config::default();
+            c.metrics.addr = bad.into();
+            let err = c.validate().unwrap_err().to_string();
+            assert!(
+                err.contains("metrics.addr") && err.contains(bad),
+                "{bad}: {err}"
+            );
+        }
+        let mut c = Config::default();
+        c.metrics.stall_timeout = Duration::from_millis(10);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("metrics.stall-timeout"), "{err}");
     }
 
     #[test]

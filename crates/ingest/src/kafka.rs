@@ -14,6 +14,9 @@
 //! on one partition (and its windows with them). Records are read in batches
 //! ([`KafkaBatch`]); `until_end` stops once every assigned partition has reached its
 //! end (for backfills and tests).
+//!
+//! librdkafka's statistics (every `statistics.interval.ms`, 5 s unless set) give the
+//! consumer lag of each assigned partition ([`KafkaSource::consumer_lag`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::Mutex;
@@ -122,6 +126,24 @@ struct Context {
     /// Makes what was handed downstream durable; returns the offsets to commit.
     on_revoke: Arc<Mutex<Option<RevokeHook>>>,
     topic: String,
+    /// Partitions of `topic` assigned to this member now.
+    owned: Mutex<BTreeSet<i32>>,
+    lag: ConsumerLag,
+}
+
+/// Per assigned partition, the consumer lag librdkafka last reported in its statistics:
+/// the partition's high watermark minus the group's committed offset. Rampart commits an
+/// offset only after the archive holds the record, so this counts records not yet
+/// durable in the archive. A partition is absent until both ends are known (a new group
+/// has no committed offset before its first commit).
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerLag(Arc<Mutex<BTreeMap<i32, i64>>>);
+
+impl ConsumerLag {
+    /// Partition to lag, as last reported.
+    pub fn snapshot(&self) -> BTreeMap<i32, i64> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
 }
 
 /// Called when partitions are revoked, before the group moves them: makes everything
@@ -136,6 +158,36 @@ impl ClientContext for Context {
             tracing::warn!(%error, reason, "kafka client error (it retries)");
         }
     }
+
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        let Ok(owned) = self.owned.lock() else { return };
+        let lag = topic
+            .partitions
+            .values()
+            .filter(|p| owned.contains(&p.partition) && p.consumer_lag >= 0)
+            .map(|p| (p.partition, p.consumer_lag))
+            .collect();
+        if let Ok(mut l) = self.lag.0.lock() {
+            *l = lag;
+        }
+    }
+}
+
+impl Context {
+    /// Notes a change of this member's partitions of the topic.
+    fn own(&self, tpl: &TopicPartitionList, owned: bool) {
+        let Ok(mut o) = self.owned.lock() else { return };
+        for e in tpl.elements().iter().filter(|e| e.topic() == self.topic) {
+            if owned {
+                o.insert(e.partition());
+            } else {
+                o.remove(&e.partition());
+            }
+        }
+    }
 }
 
 impl ConsumerContext for Context {
@@ -143,6 +195,7 @@ impl ConsumerContext for Context {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
         };
+        self.own(tpl, false);
         let parts: Vec<i32> = tpl
             .elements()
             .iter()
@@ -176,6 +229,7 @@ impl ConsumerContext for Context {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             info!(partitions = tpl.count(), "partitions assigned");
+            self.own(tpl, true);
             self.assigned.store(true, Ordering::SeqCst);
         }
     }
@@ -199,6 +253,7 @@ pub struct KafkaSource {
     held: Option<KafkaRecord>,
     revoked: Arc<Mutex<BTreeSet<i32>>>,
     on_revoke: Arc<Mutex<Option<RevokeHook>>>,
+    lag: ConsumerLag,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -237,6 +292,10 @@ impl KafkaSource {
         if !settings.contains_key("auto.offset.reset") {
             config.set("auto.offset.reset", "earliest");
         }
+        if !settings.contains_key("statistics.interval.ms") {
+            config.set("statistics.interval.ms", "5000");
+        }
+        let lag = ConsumerLag::default();
         let assigned = Arc::new(AtomicBool::new(false));
         let revoked = Arc::new(Mutex::new(BTreeSet::new()));
         let on_revoke = Arc::new(Mutex::new(None));
@@ -246,6 +305,8 @@ impl KafkaSource {
                 revoked: Arc::clone(&revoked),
                 on_revoke: Arc::clone(&on_revoke),
                 topic: location.topic.clone(),
+                owned: Mutex::new(BTreeSet::new()),
+                lag: lag.clone(),
             })
             .map_err(|e| kafka_err(&location, e))?;
         consumer
@@ -264,7 +325,13 @@ impl KafkaSource {
             held: None,
             revoked,
             on_revoke,
+            lag,
         })
+    }
+
+    /// The consumer lag of each assigned partition, updated with librdkafka's statistics.
+    pub fn consumer_lag(&self) -> ConsumerLag {
+        self.lag.clone()
     }
 
     /// The source's label.

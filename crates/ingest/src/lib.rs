@@ -32,4 +32,4 @@ pub mod kafka;
 pub use decode::{Decoded, Decoder, Outcome, Rejection};
 pub use error::{Error, Result};
 pub use file::{FileSource, LineChunk};
-pub use kafka::{KafkaBatch, KafkaLocation, KafkaRecord, KafkaSource};
+pub use kafka::{ConsumerLag, KafkaBatch, KafkaLocation, KafkaRecord, KafkaSource};

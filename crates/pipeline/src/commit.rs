@@ -21,6 +21,7 @@ use rampart_core::ledger::{
 use rampart_sink::TableWriter;
 use tracing::debug;
 
+use crate::metrics::Metrics;
 use crate::summary::TableSummary;
 use crate::{Error, Result};
 
@@ -94,6 +95,8 @@ pub(crate) struct Committer {
     cover: Cover,
     /// The Kafka topic, for a Kafka source.
     topic: Option<String>,
+    /// Where commits, their latency and the rows they commit are counted.
+    metrics: Option<Metrics>,
     /// Manifests committed by this run.
     pub(crate) commits: u64,
     /// Committed files, per table.
@@ -116,6 +119,7 @@ impl Committer {
             clock,
             cover: Cover::default(),
             topic: None,
+            metrics: None,
             commits: 0,
             tables: BTreeMap::new(),
         }
@@ -124,6 +128,12 @@ impl Committer {
     /// A committer for a Kafka source reading `topic`.
     pub(crate) fn with_topic(mut self, topic: Option<String>) -> Self {
         self.topic = topic;
+        self
+    }
+
+    /// A committer that counts its commits in `metrics`.
+    pub(crate) fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -139,6 +149,7 @@ impl Committer {
         writers: &mut BTreeMap<&'static str, TableWriter>,
         states: Vec<PendingState>,
     ) -> Result<Cover> {
+        let started = std::time::Instant::now();
         let mut written = Vec::new();
         for w in writers.values_mut() {
             w.close_all().await?;
@@ -223,6 +234,9 @@ impl Committer {
             if let Err(e) = location.store.delete(&location.child(&path)).await {
                 debug!(%path, error = %e, "cannot delete a superseded window state");
             }
+        }
+        if let Some(m) = &self.metrics {
+            m.committed(written.iter().map(|f| (f.table, f.rows)), started.elapsed());
         }
         for f in written {
             let t = self.tables.entry(f.table).or_default();

@@ -58,6 +58,17 @@ pub enum Error {
         written: u64,
     },
 
+    /// The metrics endpoint cannot listen on its address (taken, or not this machine's).
+    #[error(
+        "cannot serve metrics on {addr}: {source}; choose another address with \
+         --metrics-addr or [metrics] addr, or leave it empty to serve no metrics"
+    )]
+    MetricsListen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A stage stopped unexpectedly (a bug).
     #[error("internal error: pipeline stage `{stage}` {message}")]
     Stage {

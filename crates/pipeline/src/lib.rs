@@ -17,6 +17,9 @@
 //! `dead_letters`. With a file source there are no offsets to commit; the Kafka source
 //! will advance its offsets only after the files holding them are complete.
 //!
+//! **Metrics.** Every stage records into one registry (`metrics.rs`); with `[metrics]
+//! addr` set, `run` serves it for Prometheus at `/metrics`, with `/healthz` beside it.
+//!
 //! **Compaction.** [`compact()`] rewrites the small files of hours that are over into few
 //! large sorted ones, one manifest per hour; `run` does it every `compact.interval` in
 //! the background (see [`mod@compact`]).
@@ -25,6 +28,7 @@ mod alerts;
 mod commit;
 pub mod compact;
 mod error;
+mod metrics;
 mod run;
 mod summary;
 mod task;

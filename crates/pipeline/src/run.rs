@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::alerts::AlertSink;
 use crate::commit::{Committer, Cover};
+use crate::metrics::{Metrics, Stage};
 use crate::summary::{LatencySummary, Summary};
 use crate::task::SpawnedTask;
 use crate::window_stage::{
@@ -94,6 +95,7 @@ pub(crate) async fn run_source(
     live: bool,
 ) -> Result<Summary> {
     let started = Instant::now();
+    let (metrics, _endpoint) = Metrics::start(&config.metrics, Arc::clone(&options.clock)).await?;
     let archive = store::open(&config.archive.url, config.archive.options.clone())?;
     let (source_label, topic) = match &input {
         Input::File(f) => (f.label().to_string(), None),
@@ -143,6 +145,9 @@ pub(crate) async fn run_source(
             }
         }
     }
+    if let Input::Kafka(k) = &input {
+        metrics.watch_consumer_lag(k.topic(), k.consumer_lag());
+    }
     let mut engine = if config.rules.enabled {
         let open = crate::violations::open_violations(&archive).await?;
         Some(WindowEngine::new(&config.window, &config.rules, open).await?)
@@ -174,6 +179,7 @@ pub(crate) async fn run_source(
         }
         crate::window_stage::restore(engine, &archive, &assignment).await;
     }
+    metrics.engine_started(engine.as_ref());
     let alerts = AlertSink::open(&config.alerts.path)?;
     // Every compact.interval, the small files of closed hours are rewritten.
     let compactor = crate::compact::start(&archive, config, Arc::clone(&options.clock));
@@ -197,11 +203,14 @@ pub(crate) async fn run_source(
     // Set when a signal stopped reading: the run did not reach the end of its source.
     let interrupted_flag = Arc::new(AtomicBool::new(false));
     let source_interrupted = Arc::clone(&interrupted_flag);
+    metrics.watch_queue("raw", &raw_tx);
+    metrics.watch_queue("decoded", &dec_tx);
+    metrics.watch_queue("sink", &sink_tx);
 
     let handle_signals = options.handle_signals;
     let until_end = options.until_end;
     let mut source_ledger = ledger.clone();
-    let source_task = SpawnedTask::spawn("source", async move {
+    let source_stage = async move {
         let mut input_bytes = 0u64;
         let mut interrupted = false;
         match input {
@@ -351,14 +360,17 @@ pub(crate) async fn run_source(
         }
         source_interrupted.store(interrupted, Ordering::SeqCst);
         Ok::<_, Error>((input_bytes, interrupted))
-    });
+    };
+    let source_task = SpawnedTask::spawn("source", metrics.watch(Stage::Source, source_stage));
 
     let decode_config = config.decode.clone();
     let clock = Arc::clone(&options.clock);
-    let decode_task = SpawnedTask::spawn_blocking("decode", move || {
+    let decode_metrics = metrics.clone();
+    let decode_stage = move || {
         let mut decoder = Decoder::new(&decode_config);
         let mut counts = DecodeCounts::default();
         while let Some((chunk, read_at)) = raw_rx.blocking_recv() {
+            decode_metrics.busy(Stage::Decode);
             let ((accepted, dead), cover) = match chunk {
                 RawChunk::Lines(chunk) => {
                     let count = chunk.line_count();
@@ -394,9 +406,11 @@ pub(crate) async fn run_source(
                         .collect::<Vec<_>>()
                 })
                 .unwrap_or_default();
+            decode_metrics.decoded(accepted + dead, &codes, &decoded.events);
             for code in codes {
                 *counts.by_reason.entry(code).or_default() += 1;
             }
+            decode_metrics.idle(Stage::Decode);
             if dec_tx
                 .blocking_send(Staged::Data(DecodedChunk {
                     decoded,
@@ -409,11 +423,16 @@ pub(crate) async fn run_source(
             }
         }
         Ok::<_, Error>(counts)
-    });
+    };
+    let decode_task = SpawnedTask::spawn_blocking(
+        "decode",
+        metrics.watch_blocking(Stage::Decode, decode_stage),
+    );
 
     let commit_every = i64::try_from(config.sink.roll_interval.as_micros()).unwrap_or(i64::MAX);
     let resumable = !matches!(keys, StateKeys::None);
     let stage = WindowStage {
+        metrics: metrics.clone(),
         engine,
         alerts,
         clock: Arc::clone(&options.clock),
@@ -425,7 +444,10 @@ pub(crate) async fn run_source(
         resumable,
         positions,
     };
-    let window_task = SpawnedTask::spawn("window", stage.run(dec_rx, sink_tx));
+    let window_task = SpawnedTask::spawn(
+        "window",
+        metrics.watch(Stage::Window, stage.run(dec_rx, sink_tx)),
+    );
 
     let sink_config = config.sink.clone();
     let clock = Arc::clone(&options.clock);
@@ -437,8 +459,10 @@ pub(crate) async fn run_source(
         fingerprint,
         Arc::clone(&clock),
     )
-    .with_topic(topic);
-    let sink_task = SpawnedTask::spawn("sink", async move {
+    .with_topic(topic)
+    .with_metrics(metrics.clone());
+    let sink_metrics = metrics.clone();
+    let sink_stage = async move {
         let mut writers = BTreeMap::new();
         for table in schema::tables() {
             let name = table.name();
@@ -460,6 +484,7 @@ pub(crate) async fn run_source(
             commit,
         }) = sink_rx.recv().await
         {
+            sink_metrics.busy(Stage::Sink);
             for (name, batch) in tables {
                 if batch.num_rows() == 0 {
                     continue;
@@ -469,10 +494,12 @@ pub(crate) async fn run_source(
                     message: format!("has no writer for table {name}"),
                 })?;
                 writer.write(&batch).await?;
+                sink_metrics.rows_written(name, batch.num_rows());
             }
             committer.received(cover);
             if let Some(read_at) = read_at {
                 latency.saturating_record(read_at.elapsed().as_micros() as u64);
+                sink_metrics.batch_latency(read_at.elapsed());
             }
             // A commit point: every open file closes, and the files and window states
             // become one commit.
@@ -489,6 +516,7 @@ pub(crate) async fn run_source(
                     }
                 }
             }
+            sink_metrics.idle(Stage::Sink);
         }
         // The window stage ends with a commit point; this only covers rows it sent
         // before failing.
@@ -498,7 +526,8 @@ pub(crate) async fn run_source(
         }
         drop(commit_tx);
         Ok::<_, Error>((committer, LatencySummary::of(&latency)))
-    });
+    };
+    let sink_task = SpawnedTask::spawn("sink", metrics.watch(Stage::Sink, sink_stage));
 
     let source_result = source_task.join().await?;
     let decode_result = decode_task.join().await?;

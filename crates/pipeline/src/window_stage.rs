@@ -37,6 +37,7 @@ use tracing::{info, warn};
 
 use crate::alerts::AlertSink;
 use crate::commit::{Cover, PendingState};
+use crate::metrics::{Metrics, Stage};
 use crate::summary::{LatencySummary, WindowSummary};
 use crate::{Error, Result};
 
@@ -125,6 +126,7 @@ const WINDOW_BATCH_ROWS: usize = 64 * 1024;
 
 /// The window stage's settings and channels.
 pub(crate) struct WindowStage {
+    pub(crate) metrics: Metrics,
     pub(crate) engine: Option<WindowEngine>,
     pub(crate) alerts: AlertSink,
     pub(crate) clock: Arc<dyn Clock>,
@@ -190,12 +192,14 @@ impl WindowStage {
                         // Idle only when nothing waits upstream: a slow sink is not a
                         // silent source.
                         if rx.is_empty() {
+                            self.metrics.busy(Stage::Window);
                             let started = Instant::now();
                             let out = self.idle(&mut progress).await?;
-                            if !self
+                            let sent = self
                                 .emit(out, &mut ws, &mut alert_latency, started, &tx, None)
-                                .await?
-                            {
+                                .await?;
+                            self.metrics.idle(Stage::Window);
+                            if !sent {
                                 break;
                             }
                         }
@@ -226,6 +230,7 @@ impl WindowStage {
                     }
                 }
                 Staged::Data(first) => {
+                    self.metrics.busy(Stage::Window);
                     let DecodedChunk {
                         decoded,
                         read_at,
@@ -264,10 +269,11 @@ impl WindowStage {
                         cover,
                         commit: None,
                     };
-                    if !self
+                    let sent = self
                         .emit(out, &mut ws, &mut alert_latency, started, &tx, Some(batch))
-                        .await?
-                    {
+                        .await?;
+                    self.metrics.idle(Stage::Window);
+                    if !sent {
                         break;
                     }
                     if !self.commit_if_due(&mut progress, &tx).await? {
@@ -310,6 +316,7 @@ impl WindowStage {
         tx: &mpsc::Sender<SinkBatch>,
         batch: Option<SinkBatch>,
     ) -> Result<bool> {
+        self.metrics.window_outputs(&out);
         ws.late += out.late;
         ws.windows_closed += out.windows_closed;
         ws.attack_rates += out.attack_rates.len() as u64;

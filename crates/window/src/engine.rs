@@ -238,6 +238,15 @@ impl WindowEngine {
         self.open.len()
     }
 
+    /// Violations open now, per rule id.
+    pub fn open_violations_by_rule(&self) -> BTreeMap<&str, u64> {
+        let mut by_rule = BTreeMap::new();
+        for (_, rule) in self.open.keys() {
+            *by_rule.entry(rule.as_str()).or_default() += 1;
+        }
+        by_rule
+    }
+
     /// Windows open now, all partitions.
     pub fn open_windows(&self) -> usize {
         self.partitions.values().map(|p| p.windows.len()).sum()

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::*;
 
 /// The broker's address, or `None` when no broker runs (refused when one is required).
-fn broker() -> Option<String> {
+pub(crate) fn broker() -> Option<String> {
     match std::env::var("RAMPART_TEST_KAFKA") {
         Ok(b) => Some(b),
         Err(_) => {
@@ -20,7 +20,7 @@ fn broker() -> Option<String> {
 }
 
 /// A new topic with `partitions` partitions.
-fn create_topic(brokers: &str, partitions: i32) -> String {
+pub(crate) fn create_topic(brokers: &str, partitions: i32) -> String {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     let name = format!("t-{}", uuid_like());
@@ -51,7 +51,7 @@ fn uuid_like() -> String {
 }
 
 /// `rampart gen` into the topic: the same messages as `generate(.., small(events, seed))`.
-fn produce(brokers: &str, topic: &str, events: u64, seed: u64) {
+pub(crate) fn produce(brokers: &str, topic: &str, events: u64, seed: u64) {
     ok(rampart()
         .args([
             "gen",
@@ -73,8 +73,19 @@ fn run_kafka(brokers: &str, topic: &str, archive: &Path) -> Command {
 }
 
 fn run_kafka_group(brokers: &str, topic: &str, archive: &Path, group: &str) -> Command {
+    run_kafka_settings(brokers, topic, archive, group, "")
+}
+
+/// [`run_kafka_group`] with more `[kafka.rdkafka]` lines (`"key" = "value"`).
+pub(crate) fn run_kafka_settings(
+    brokers: &str,
+    topic: &str,
+    archive: &Path,
+    group: &str,
+    rdkafka: &str,
+) -> Command {
     let config = archive.with_extension("toml");
-    std::fs::write(&config, GROUP_SETTINGS).unwrap();
+    std::fs::write(&config, format!("{GROUP_SETTINGS}{rdkafka}")).unwrap();
     let mut c = rampart();
     c.env("RAMPART_SINK__ROLL_INTERVAL", "1s")
         .env("RAMPART_ARCHIVE__ORPHAN_GRACE", "1s")
@@ -91,7 +102,7 @@ fn run_kafka_group(brokers: &str, topic: &str, archive: &Path, group: &str) -> C
 
 /// Runs `cmd` to its end, at most `secs` seconds (then kills it and fails with its log):
 /// a consumer that never gets its partitions must not hang the suite.
-fn ok_within(cmd: &mut Command, secs: u64) {
+pub(crate) fn ok_within(cmd: &mut Command, secs: u64) {
     let mut child = cmd
         .env("RAMPART_LOG", "info")
         .stdout(std::process::Stdio::null())
@@ -288,7 +299,7 @@ fn a_kafka_run_killed_at_random_moments_archives_every_record_once_with_the_unin
 }
 
 /// Sends SIGTERM to `child` and waits for it, at most a minute (then kills it and fails).
-fn stop(mut child: std::process::Child, who: &str) {
+pub(crate) fn stop(mut child: std::process::Child, who: &str) {
     let stopped = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

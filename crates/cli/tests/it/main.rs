@@ -8,6 +8,7 @@ mod export;
 mod external;
 mod governance;
 mod kafka;
+mod metrics;
 mod pipeline;
 mod query;
 mod reconstruct;

@@ -756,9 +756,67 @@ fn assert_covers_everything(c: &BTreeMap<String, u64>) {
     }
 }
 
+/// What a live run over `g` (one partition, default windows and rules) has emitted once
+/// it has processed every line, before the end of its input closes the windows still
+/// open: from the reference, with the windows the largest event time has closed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct LiveCounts {
+    pub(crate) late: u64,
+    /// Windows closed: those holding an attack count or a rule hit.
+    pub(crate) windows_closed: u64,
+    /// `policy_hits` rows of the closed windows, per rule.
+    pub(crate) policy_hits: BTreeMap<String, u64>,
+    /// Violations open, per rule.
+    pub(crate) open_violations: BTreeMap<String, u64>,
+    /// Violation changes (opened and resolved).
+    pub(crate) violation_changes: u64,
+    /// The largest event time, in microseconds since the epoch.
+    pub(crate) max_ts: i64,
+}
+
+/// [`LiveCounts`] of `g`.
+pub(crate) fn live_counts(g: &Generated) -> LiveCounts {
+    let events = accepted(g);
+    let p = Params::DEFAULT;
+    let mut open = Open::new();
+    let out = reference::evaluate(&events, &p, &mut open);
+    let max_ts = events.iter().map(|e| e.ts).max().unwrap_or(i64::MIN);
+    let closed = |end: Ts| end.0 <= max_ts - p.lateness;
+    let hits = out
+        .tables
+        .policy_hits
+        .iter()
+        .filter(|h| closed(h.window_end));
+    let mut policy_hits = BTreeMap::new();
+    for h in hits.clone() {
+        *policy_hits.entry(h.rule_id.clone()).or_default() += 1;
+    }
+    let attacks = out
+        .tables
+        .attack_rates
+        .iter()
+        .filter(|a| closed(a.window_end));
+    let windows: std::collections::BTreeSet<Ts> = hits
+        .map(|h| h.window_start)
+        .chain(attacks.map(|a| a.window_start))
+        .collect();
+    let mut open_violations = BTreeMap::new();
+    for (_, rule) in open.keys() {
+        *open_violations.entry(rule.to_string()).or_default() += 1;
+    }
+    LiveCounts {
+        late: out.late,
+        windows_closed: windows.len() as u64,
+        policy_hits,
+        open_violations,
+        violation_changes: out.tables.violations.len() as u64,
+        max_ts,
+    }
+}
+
 /// A generated stream over two hours whose events arrive up to three minutes after their
 /// time, beyond the one minute of allowed lateness, so that some are late.
-fn stream(events: u64, seed: u64) -> GenConfig {
+pub(crate) fn stream(events: u64, seed: u64) -> GenConfig {
     GenConfig {
         events,
         seed,
