@@ -493,6 +493,8 @@ struct Replay {
     live: BTreeMap<String, (FileEntry, u64)>,
     /// Files taken out: the manifest that removed them and why.
     removed: BTreeMap<String, (u64, String)>,
+    /// Per partition, its latest window-state file and the manifest that recorded it.
+    states: BTreeMap<String, (rampart_core::ledger::StateFile, u64)>,
 }
 
 fn replay(chain: &[Committed], report: &mut VerifyReport) -> Replay {
@@ -550,6 +552,9 @@ fn replay(chain: &[Committed], report: &mut VerifyReport) -> Replay {
             }
             state.removed.remove(&a.path);
             state.live.insert(a.path.clone(), (a.clone(), seq));
+        }
+        for f in &m.change.state {
+            state.states.insert(f.key.clone(), (f.clone(), seq));
         }
         if let Some(h) = &m.change.hold {
             if let Some(placed_by) = holds.get(&h.name) {
@@ -659,6 +664,40 @@ async fn check_files(
                 path,
                 format!("its bytes are the recorded ones but its Parquet footer is not: {e}"),
             ),
+            Stored::Read { .. } => {}
+        }
+    }
+    // The window state each partition continues from: only the latest per partition is
+    // kept (earlier ones are deleted once replaced).
+    for (file, recorded_by) in replay.states.values() {
+        let entry = FileEntry::new(
+            "window state",
+            file.path.clone(),
+            0,
+            0,
+            file.bytes,
+            file.sha256.clone(),
+            Duration::ZERO,
+        );
+        match read_stored(location, &entry).await? {
+            Stored::Missing => report.problem(
+                Kind::Missing,
+                file.path.as_str(),
+                format!(
+                    "manifest {recorded_by} records it as the window state of {}, but it is not in the store",
+                    file.key
+                ),
+            ),
+            Stored::Read { bytes, sha256, .. } if sha256 != file.sha256 || bytes != file.bytes => {
+                report.problem(
+                    Kind::Altered,
+                    file.path.as_str(),
+                    format!(
+                        "its SHA-256 is {sha256} ({bytes} bytes), manifest {recorded_by} records {} ({} bytes)",
+                        file.sha256, file.bytes
+                    ),
+                )
+            }
             Stored::Read { .. } => {}
         }
     }
@@ -1143,6 +1182,39 @@ mod tests {
                 .iter()
                 .any(|n| n.kind == Kind::RecentExtra && n.path == extra)
         );
+    }
+
+    #[tokio::test]
+    async fn the_latest_window_state_of_each_partition_is_checked() {
+        let loc = memory();
+        archive(&loc, 1).await;
+        let clock = ManualClock::new(NOW);
+        let mut ledger = Ledger::load(&loc).await.unwrap();
+        let mut paths = Vec::new();
+        for (key, body) in [("kafka:t/0", "{\"a\":1}"), ("kafka:t/1", "{\"b\":2}")] {
+            let path = ledger::state_path(key, 7);
+            put(&loc, &path, body.as_bytes().to_vec()).await;
+            let change = Change {
+                state: vec![ledger::StateFile {
+                    key: key.into(),
+                    position: 7,
+                    path: path.clone(),
+                    bytes: body.len() as u64,
+                    sha256: sha256_hex(body.as_bytes()),
+                }],
+                ..Change::new(Action::Append)
+            };
+            ledger.commit(change, &clock).await.unwrap();
+            paths.push(path);
+        }
+        assert!(verify(&loc).await.is_intact());
+        // One altered, one gone: both named at their paths.
+        put(&loc, &paths[0], b"{\"a\":2}".to_vec()).await;
+        loc.store.delete(&loc.child(&paths[1])).await.unwrap();
+        let r = verify(&loc).await;
+        assert_eq!(kinds_at(&r, &paths[0]), [Kind::Altered]);
+        assert_eq!(kinds_at(&r, &paths[1]), [Kind::Missing]);
+        assert_eq!(r.problems.len(), 2, "{r}");
     }
 
     #[tokio::test]

@@ -210,4 +210,39 @@ mod tests {
         assert_eq!(removed.len(), 1);
         assert!(!file.exists());
     }
+
+    #[tokio::test]
+    async fn window_states_other_than_the_latest_are_orphans() {
+        use rampart_core::ledger::{StateFile, state_path};
+        let dir = tempfile::tempdir().unwrap();
+        let loc =
+            rampart_core::store::open(dir.path().to_str().unwrap(), Vec::<(String, String)>::new())
+                .unwrap();
+        let (old, latest) = (state_path("kafka:t/0", 1), state_path("kafka:t/0", 2));
+        for p in [&old, &latest] {
+            let file = dir.path().join(p);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, b"{}").unwrap();
+        }
+        let mut state = State {
+            head: Some((2, "h".into())),
+            ..State::default()
+        };
+        state.window_state.insert(
+            "kafka:t/0".into(),
+            StateFile {
+                key: "kafka:t/0".into(),
+                position: 2,
+                path: latest.clone(),
+                bytes: 2,
+                sha256: String::new(),
+            },
+        );
+        let removed = remove_orphans(&loc, &state, Duration::ZERO, i64::MAX / 2)
+            .await
+            .unwrap();
+        let paths: Vec<&str> = removed.iter().map(|o| o.path.as_str()).collect();
+        assert_eq!(paths, [old.as_str()]);
+        assert!(dir.path().join(&latest).exists());
+    }
 }
