@@ -213,6 +213,7 @@ pub(crate) async fn run_source(
     let source_stage = async move {
         let mut input_bytes = 0u64;
         let mut interrupted = false;
+        let mut first_read: Option<Instant> = None;
         match input {
             Input::File(mut source) => {
                 let stop = shutdown_signal(handle_signals);
@@ -236,6 +237,7 @@ pub(crate) async fn run_source(
                         None => chunk,
                     };
                     input_bytes += chunk.data.len() as u64;
+                    first_read.get_or_insert_with(Instant::now);
                     if raw_tx
                         .send((RawChunk::Lines(chunk), Instant::now()))
                         .await
@@ -331,6 +333,7 @@ pub(crate) async fn run_source(
                         }
                         continue;
                     }
+                    first_read.get_or_insert_with(Instant::now);
                     input_bytes += batch
                         .records
                         .iter()
@@ -359,7 +362,7 @@ pub(crate) async fn run_source(
             }
         }
         source_interrupted.store(interrupted, Ordering::SeqCst);
-        Ok::<_, Error>((input_bytes, interrupted))
+        Ok::<_, Error>((input_bytes, interrupted, first_read))
     };
     let source_task = SpawnedTask::spawn("source", metrics.watch(Stage::Source, source_stage));
 
@@ -477,6 +480,10 @@ pub(crate) async fn run_source(
             );
         }
         let mut latency = histogram("sink")?;
+        // When each batch since the last commit was read: at the commit, their time to
+        // become part of the archive.
+        let mut durable = histogram("sink")?;
+        let mut uncommitted: Vec<Instant> = Vec::new();
         while let Some(SinkBatch {
             tables,
             read_at,
@@ -500,19 +507,23 @@ pub(crate) async fn run_source(
             if let Some(read_at) = read_at {
                 latency.saturating_record(read_at.elapsed().as_micros() as u64);
                 sink_metrics.batch_latency(read_at.elapsed());
+                uncommitted.push(read_at);
             }
             // A commit point: every open file closes, and the files and window states
             // become one commit.
             if let Some(CommitRequest { states, flushes }) = commit {
-                let durable = committer.commit(&mut writers, states).await?;
+                let covered = committer.commit(&mut writers, states).await?;
+                for read_at in uncommitted.drain(..) {
+                    durable.saturating_record(read_at.elapsed().as_micros() as u64);
+                }
                 if flushes.is_empty() {
-                    if !durable.kafka.is_empty() {
-                        let _ = commit_tx.send(durable.next_offsets());
+                    if !covered.kafka.is_empty() {
+                        let _ = commit_tx.send(covered.next_offsets());
                     }
                 } else {
                     // Partitions are being revoked: the hook commits these offsets.
                     for reply in flushes {
-                        let _ = reply.send(durable.clone());
+                        let _ = reply.send(covered.clone());
                     }
                 }
             }
@@ -520,12 +531,16 @@ pub(crate) async fn run_source(
         }
         // The window stage ends with a commit point; this only covers rows it sent
         // before failing.
-        let durable = committer.commit(&mut writers, Vec::new()).await?;
-        if !durable.kafka.is_empty() {
-            let _ = commit_tx.send(durable.next_offsets());
+        let covered = committer.commit(&mut writers, Vec::new()).await?;
+        if !covered.kafka.is_empty() {
+            let _ = commit_tx.send(covered.next_offsets());
         }
         drop(commit_tx);
-        Ok::<_, Error>((committer, LatencySummary::of(&latency)))
+        Ok::<_, Error>((
+            committer,
+            LatencySummary::of(&latency),
+            LatencySummary::of(&durable),
+        ))
     };
     let sink_task = SpawnedTask::spawn("sink", metrics.watch(Stage::Sink, sink_stage));
 
@@ -533,11 +548,11 @@ pub(crate) async fn run_source(
     let decode_result = decode_task.join().await?;
     let window_result = window_task.join().await?;
     let sink_result = sink_task.join().await?;
-    let (input_bytes, interrupted) = source_result?;
+    let (input_bytes, interrupted, first_read) = source_result?;
     let counts = decode_result?;
     let (mut windows, open_violations) = window_result?;
     windows.open_violations = open_violations as u64;
-    let (committer, batch_latency) = sink_result?;
+    let (committer, batch_latency, durable_latency) = sink_result?;
     let compaction = match compactor {
         Some(c) => c.stop().await?,
         None => crate::CompactReport::default(),
@@ -558,6 +573,8 @@ pub(crate) async fn run_source(
         compaction: crate::summary::CompactionSummary::of(&compaction),
         elapsed: started.elapsed(),
         batch_latency,
+        durable_latency,
+        reading: first_read.map_or(Duration::ZERO, |t| t.elapsed()),
         windows,
         interrupted,
     };

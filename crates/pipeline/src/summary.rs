@@ -129,8 +129,13 @@ pub struct Summary {
     pub compaction: CompactionSummary,
     /// Wall-clock duration of the run.
     pub elapsed: Duration,
+    /// From the first message read to the end of the run (the rate while reading,
+    /// without start-up and a consumer group's join).
+    pub reading: Duration,
     /// From a chunk read to its rows handed to the archive writer.
     pub batch_latency: LatencySummary,
+    /// From a chunk read to the commit that made its rows part of the archive.
+    pub durable_latency: LatencySummary,
     /// Windows, rules and violations.
     pub windows: WindowSummary,
     /// The run was stopped by a signal before its source ended.
@@ -238,6 +243,14 @@ impl Summary {
             self.input_bytes_per_sec() / 1048576.0,
             self.elapsed.as_secs_f64()
         );
+        if !self.reading.is_zero() && self.reading < self.elapsed {
+            let _ = writeln!(
+                s,
+                "  while reading {:>12.0} events/s over {:.2}s (from the first message)",
+                self.messages as f64 / self.reading.as_secs_f64().max(1e-9),
+                self.reading.as_secs_f64()
+            );
+        }
         let a = &w.alert_latency;
         let _ = writeln!(
             s,
@@ -249,6 +262,12 @@ impl Summary {
             s,
             "  batch latency {l} (read to archive writer, {} batches)",
             l.count
+        );
+        let d = &self.durable_latency;
+        let _ = writeln!(
+            s,
+            "  to archive    {d} (read to committed in the archive, {} batches)",
+            d.count
         );
         s
     }
