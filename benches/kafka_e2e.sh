@@ -36,9 +36,11 @@ tansu="${RAMPART_SERVICES:-$HOME/.cache/rampart/services}/bin/tansu"
 topic="bench-$$"
 "$tansu" topic create "$topic" --broker "tcp://$RAMPART_TEST_KAFKA" --partitions 4 >&2
 start=$(date +%s.%N)
-"$bin" gen --events "$EVENTS" --seed 7 --kafka "$RAMPART_TEST_KAFKA/$topic" >&2
-echo "produced $EVENTS messages in $(echo "$(date +%s.%N) - $start" | bc) s" >&2
-"$bin" gen --events "$EVENTS" --seed 7 > "$work/in.jsonl"
+if [ "$RUNS" -gt 0 ]; then
+    "$bin" gen --events "$EVENTS" --seed 7 --kafka "$RAMPART_TEST_KAFKA/$topic" >&2
+    echo "produced $EVENTS messages in $(echo "$(date +%s.%N) - $start" | bc) s" >&2
+    "$bin" gen --events "$EVENTS" --seed 7 > "$work/in.jsonl"
+fi
 
 cat > "$work/rampart.toml" <<EOF
 [kafka.rdkafka]
@@ -65,14 +67,16 @@ for i in $(seq 1 "$RUNS"); do
     rm -rf "$work/kafka-$i" "$work/file-$i"
 done
 
-echo "== medians over $RUNS runs ($EVENTS messages, rules $RULES)"
-k=$(for i in $(seq 1 "$RUNS"); do pick "while reading" "$work/kafka-$i.txt"; done | median)
-kw=$(for i in $(seq 1 "$RUNS"); do pick "throughput" "$work/kafka-$i.txt"; done | median)
-f=$(for i in $(seq 1 "$RUNS"); do pick "throughput" "$work/file-$i.txt"; done | median)
-echo "kafka, while reading: $k events/s"
-echo "kafka, whole run:     $kw events/s"
-echo "file, whole run:      $f events/s"
-echo "kafka / file:         $(echo "scale=2; $k / $f" | bc)"
+if [ "$RUNS" -gt 0 ]; then
+    echo "== medians over $RUNS runs ($EVENTS messages, rules $RULES)"
+    k=$(for i in $(seq 1 "$RUNS"); do pick "while reading" "$work/kafka-$i.txt"; done | median)
+    kw=$(for i in $(seq 1 "$RUNS"); do pick "throughput" "$work/kafka-$i.txt"; done | median)
+    f=$(for i in $(seq 1 "$RUNS"); do pick "throughput" "$work/file-$i.txt"; done | median)
+    echo "kafka, while reading: $k events/s"
+    echo "kafka, whole run:     $kw events/s"
+    echo "file, whole run:      $f events/s"
+    echo "kafka / file:         $(echo "scale=2; $k / $f" | bc)"
+fi
 
 echo "== live: $LIVE_RATE messages/s produced for ${LIVE_SECONDS}s while one member reads"
 live="live-$$"
@@ -100,4 +104,4 @@ lag=$(curl -s "http://127.0.0.1:$port/metrics" |
 kill -TERM "$member"
 wait "$member" || true
 echo "max consumer lag while producing: $max messages; after the producer stopped: $lag"
-grep -E "messages|throughput|latency|to archive" "$work/live.txt"
+grep -E "messages|throughput|while reading|latency|to archive" "$work/live.txt"
