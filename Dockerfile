@@ -10,6 +10,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /src/target/release/rampart /usr/local/bin/rampart
 COPY pipelines /opt/rampart/pipelines
 COPY fixtures /opt/rampart/fixtures
+COPY sql /opt/rampart/sql
 WORKDIR /opt/rampart
 ENTRYPOINT ["rampart"]
 CMD ["run", "--config", "pipelines/demo.toml", "--archive", "/archive"]

@@ -63,3 +63,31 @@ pub(crate) fn open_archive(
         .with_context(|| format!("cannot open archive {}", config.archive.url))?;
     Ok((config, location))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pipeline file shipped in `pipelines/` loads and passes validation, so a key
+    /// renamed in the config structs cannot leave a stale example behind.
+    #[test]
+    fn every_shipped_pipeline_file_loads_and_validates() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let config =
+                    load(Some(&path)).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                config
+                    .validate()
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(
+            seen >= 2,
+            "pipelines/ holds the demo and the Kafka pipeline"
+        );
+    }
+}
