@@ -673,4 +673,45 @@ mod tests {
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("compact.target-file-bytes"), "{err}");
     }
+
+    /// Every key the config structs accept, as `section.key` (maps such as
+    /// `archive.options` are one key).
+    fn config_keys() -> std::collections::BTreeSet<String> {
+        let value = serde_json::to_value(Config::default()).unwrap();
+        let mut keys = std::collections::BTreeSet::new();
+        for (section, table) in value.as_object().unwrap() {
+            for key in table.as_object().unwrap().keys() {
+                keys.insert(format!("{section}.{key}"));
+            }
+        }
+        keys
+    }
+
+    /// The README's configuration reference and the config structs name the same keys: a
+    /// key added, renamed or removed in one and not the other fails here.
+    #[test]
+    fn the_readme_configuration_reference_names_every_key() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .unwrap();
+        let section = readme
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("README has a Configuration section");
+        let mut documented = std::collections::BTreeSet::new();
+        for line in section.lines().filter(|l| l.starts_with("| `")) {
+            let first = line.split('|').nth(1).unwrap_or_default();
+            for key in first.split('`').skip(1).step_by(2) {
+                documented.insert(key.to_string());
+            }
+        }
+        let keys = config_keys();
+        let undocumented: Vec<_> = keys.difference(&documented).collect();
+        let unknown: Vec<_> = documented.difference(&keys).collect();
+        assert!(
+            undocumented.is_empty() && unknown.is_empty(),
+            "README's configuration table lacks {undocumented:?} and names keys the config does not have: {unknown:?}"
+        );
+    }
 }
