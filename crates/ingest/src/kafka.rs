@@ -10,6 +10,13 @@
 //! archive already holds are dropped ([`KafkaSource::skip_through`]), so a redelivered
 //! record is never archived twice.
 //!
+//! **Broker outages.** Nothing here gives up on the broker: consume errors are retried
+//! with a growing pause, and a group commit that fails is not an error either. Its
+//! offsets are kept, merged with the next ones, and committed again with backoff
+//! ([`KafkaSource::commit`] is asynchronous; at most one commit is in flight, so a
+//! late failure never moves the group back). A lost group commit costs nothing but
+//! re-reading: the archive's offsets make the re-read records skipped.
+//!
 //! Messages are expected to be keyed by `resource_id`, so that a resource's events stay
 //! on one partition (and its windows with them). Records are read in batches
 //! ([`KafkaBatch`]); `until_end` stops once every assigned partition has reached its
@@ -17,7 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -30,7 +37,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::{Error, Result};
 
@@ -121,7 +128,76 @@ struct Context {
     revoked: Arc<Mutex<BTreeSet<i32>>>,
     /// Makes what was handed downstream durable; returns the offsets to commit.
     on_revoke: Arc<Mutex<Option<RevokeHook>>>,
+    /// Offsets to commit to the group, shared with the commit callback.
+    commits: Arc<Mutex<PendingCommits>>,
     topic: String,
+}
+
+/// Shortest and longest pause before an external fault is tried again.
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// The pause before trying an external fault again after `failures` failures in a row:
+/// 200 ms, doubling each time, at most 10 s.
+pub fn backoff(failures: u32) -> Duration {
+    BACKOFF_MIN
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(BACKOFF_MAX)
+}
+
+/// Group commits not yet done: the offsets waiting, and whether one is on its way.
+#[derive(Debug, Default)]
+struct PendingCommits {
+    /// Per partition, the next offset to read, waiting to be committed.
+    waiting: BTreeMap<i32, i64>,
+    /// The offsets of the commit on its way to the broker, if one is.
+    in_flight: Option<BTreeMap<i32, i64>>,
+    /// Commits that failed in a row.
+    failures: u32,
+    /// No new attempt before this.
+    not_before: Option<Instant>,
+}
+
+impl PendingCommits {
+    /// Adds offsets to commit; a higher offset of a partition replaces a lower one.
+    fn merge(&mut self, next: impl IntoIterator<Item = (i32, i64)>) {
+        for (p, o) in next {
+            let e = self.waiting.entry(p).or_insert(o);
+            *e = (*e).max(o);
+        }
+    }
+
+    /// The commit on its way failed: its offsets wait again, and the next attempt waits
+    /// a little longer.
+    fn failed(&mut self, error: &KafkaError) {
+        if let Some(offsets) = self.in_flight.take() {
+            self.merge(offsets);
+        }
+        self.failures += 1;
+        let pause = backoff(self.failures);
+        self.not_before = Some(Instant::now() + pause);
+        warn!(
+            %error,
+            failures = self.failures,
+            retry_in_ms = pause.as_millis() as u64,
+            "cannot commit offsets to the consumer group; they are kept and committed again \
+             (the archive's offsets keep re-read records out)"
+        );
+    }
+
+    /// Takes the offsets to commit now, if any are waiting, none is in flight and the
+    /// backoff has passed.
+    fn take_due(&mut self) -> Option<BTreeMap<i32, i64>> {
+        if self.waiting.is_empty()
+            || self.in_flight.is_some()
+            || self.not_before.is_some_and(|t| Instant::now() < t)
+        {
+            return None;
+        }
+        let offsets = std::mem::take(&mut self.waiting);
+        self.in_flight = Some(offsets.clone());
+        Some(offsets)
+    }
 }
 
 /// Called when partitions are revoked, before the group moves them: makes everything
@@ -139,6 +215,29 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        let Ok(mut c) = self.commits.lock() else {
+            return;
+        };
+        if c.in_flight.is_none() {
+            return; // a synchronous commit (on revoke, at the end): its caller handles it
+        }
+        match result {
+            Ok(()) => {
+                if c.failures > 0 {
+                    info!(
+                        failures = c.failures,
+                        "offsets committed to the consumer group again"
+                    );
+                }
+                c.in_flight = None;
+                c.failures = 0;
+                c.not_before = None;
+            }
+            Err(e) => c.failed(&e),
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
@@ -154,6 +253,11 @@ impl ConsumerContext for Context {
         }
         if let Ok(mut r) = self.revoked.lock() {
             r.extend(parts.iter().copied());
+        }
+        // Offsets still waiting for these partitions are not committed later, when the
+        // partitions may be another member's: the commit below covers them.
+        if let Ok(mut c) = self.commits.lock() {
+            c.waiting.retain(|p, _| !parts.contains(p));
         }
         let hook = self.on_revoke.lock().ok().and_then(|h| h.clone());
         let Some(hook) = hook else { return };
@@ -199,6 +303,9 @@ pub struct KafkaSource {
     held: Option<KafkaRecord>,
     revoked: Arc<Mutex<BTreeSet<i32>>>,
     on_revoke: Arc<Mutex<Option<RevokeHook>>>,
+    commits: Arc<Mutex<PendingCommits>>,
+    /// Consume errors in a row, for the pause before the next poll.
+    consume_failures: u32,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -240,11 +347,13 @@ impl KafkaSource {
         let assigned = Arc::new(AtomicBool::new(false));
         let revoked = Arc::new(Mutex::new(BTreeSet::new()));
         let on_revoke = Arc::new(Mutex::new(None));
+        let commits = Arc::new(Mutex::new(PendingCommits::default()));
         let consumer: StreamConsumer<Context> = config
             .create_with_context(Context {
                 assigned: Arc::clone(&assigned),
                 revoked: Arc::clone(&revoked),
                 on_revoke: Arc::clone(&on_revoke),
+                commits: Arc::clone(&commits),
                 topic: location.topic.clone(),
             })
             .map_err(|e| kafka_err(&location, e))?;
@@ -264,6 +373,8 @@ impl KafkaSource {
             held: None,
             revoked,
             on_revoke,
+            commits,
+            consume_failures: 0,
         })
     }
 
@@ -335,6 +446,8 @@ impl KafkaSource {
     /// up to the batch size. Returns an empty batch when `linger` passes with nothing
     /// (so that the caller can look at [`KafkaSource::all_at_end`]).
     pub async fn next_batch(&mut self, linger: Duration) -> Result<KafkaBatch> {
+        // A group commit that failed is tried again once its backoff has passed.
+        self.start_commit()?;
         let mut records = Vec::new();
         if let Some(r) = self.held.take() {
             self.keep(r, &mut records);
@@ -349,13 +462,23 @@ impl KafkaSource {
                 }
                 Ok(Err(e)) => {
                     // The client reconnects and retries by itself (a broker restart, a
-                    // network cut): wait a little and ask again, never give up.
-                    tracing::warn!(error = %e, "kafka consume error; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    // network cut): wait a little longer each time and ask again, never
+                    // give up.
+                    self.consume_failures += 1;
+                    let pause = backoff(self.consume_failures);
+                    warn!(error = %e, failures = self.consume_failures, retry_in_ms = pause.as_millis() as u64, "kafka consume error; retrying");
+                    tokio::time::sleep(pause).await;
                     continue;
                 }
                 Ok(Ok(m)) => m,
             };
+            if self.consume_failures > 0 {
+                info!(
+                    failures = self.consume_failures,
+                    "consuming again after errors"
+                );
+                self.consume_failures = 0;
+            }
             self.at_end.remove(&msg.partition());
             let record = KafkaRecord {
                 partition: msg.partition(),
@@ -396,27 +519,121 @@ impl KafkaSource {
         }
     }
 
-    /// Commits `next` (partition, next offset to read) to the group, synchronously.
+    /// Commits `next` (partition, next offset to read) to the group. The commit is
+    /// asynchronous and never fails the source: when the broker refuses it or cannot be
+    /// reached, the offsets are kept, merged with later ones and committed again after a
+    /// backoff, from [`KafkaSource::next_batch`] or [`KafkaSource::finish_commits`].
     pub fn commit(&self, next: &[(i32, i64)]) -> Result<()> {
-        if next.is_empty() {
-            return Ok(());
+        if let Ok(mut c) = self.commits.lock() {
+            c.merge(next.iter().copied());
         }
+        self.start_commit()
+    }
+
+    /// Sends the waiting offsets to the group if one is due (see [`KafkaSource::commit`]).
+    fn start_commit(&self) -> Result<()> {
+        let Ok(mut c) = self.commits.lock() else {
+            return Ok(());
+        };
+        let Some(offsets) = c.take_due() else {
+            return Ok(());
+        };
+        let tpl = self.offset_list(&offsets)?;
+        match self.consumer.commit(&tpl, CommitMode::Async) {
+            Ok(()) => debug!(partitions = offsets.len(), "offsets sent to the group"),
+            Err(e) => c.failed(&e),
+        }
+        Ok(())
+    }
+
+    fn offset_list(&self, offsets: &BTreeMap<i32, i64>) -> Result<TopicPartitionList> {
         let mut tpl = TopicPartitionList::new();
-        for (p, o) in next {
+        for (p, o) in offsets {
             tpl.add_partition_offset(&self.location.topic, *p, Offset::Offset(*o))
                 .map_err(|e| kafka_err(&self.location, e))?;
         }
-        self.consumer
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| kafka_err(&self.location, e))?;
-        debug!(partitions = next.len(), "offsets committed to the group");
-        Ok(())
+        Ok(tpl)
+    }
+
+    /// At the end of a run: commits every offset still waiting (an asynchronous one in
+    /// flight included), synchronously, trying again with backoff for at most `within`.
+    /// Offsets that cannot be committed by then are logged and left: the archive holds
+    /// their records, so the next run skips them when the group hands them out again.
+    pub async fn finish_commits(&self, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        let mut failures = 0;
+        loop {
+            let offsets = match self.commits.lock() {
+                Ok(mut c) => {
+                    // A commit still in flight is sent again with the rest: the broker
+                    // takes commits in order, and the later one holds the higher offsets.
+                    let mut all = c.in_flight.take().unwrap_or_default();
+                    for (p, o) in std::mem::take(&mut c.waiting) {
+                        let e = all.entry(p).or_insert(o);
+                        *e = (*e).max(o);
+                    }
+                    all
+                }
+                Err(_) => return Ok(()),
+            };
+            if offsets.is_empty() {
+                return Ok(());
+            }
+            let tpl = self.offset_list(&offsets)?;
+            let result =
+                tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync));
+            let Err(e) = result else {
+                debug!(partitions = offsets.len(), "offsets committed to the group");
+                return Ok(());
+            };
+            failures += 1;
+            let pause = backoff(failures);
+            if Instant::now() + pause > deadline {
+                warn!(error = %e, offsets = ?offsets, "cannot commit the last offsets to the consumer group; the archive holds their records, so the next run skips them");
+                return Ok(());
+            }
+            warn!(error = %e, failures, retry_in_ms = pause.as_millis() as u64, "cannot commit the last offsets to the consumer group; trying again");
+            if let Ok(mut c) = self.commits.lock() {
+                c.merge(offsets);
+            }
+            tokio::time::sleep(pause).await;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let pauses: Vec<u64> = (1..=9).map(|f| backoff(f).as_millis() as u64).collect();
+        assert_eq!(
+            pauses,
+            [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000]
+        );
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn failed_commits_keep_their_offsets_and_wait() {
+        let mut c = PendingCommits::default();
+        c.merge([(0, 10), (1, 5)]);
+        let first = c.take_due().unwrap();
+        assert_eq!(first, BTreeMap::from([(0, 10), (1, 5)]));
+        // One in flight at a time: newer offsets wait for its outcome.
+        c.merge([(0, 20)]);
+        assert!(c.take_due().is_none());
+        c.failed(&KafkaError::ConsumerCommit(
+            RDKafkaErrorCode::BrokerTransportFailure,
+        ));
+        // The failed offsets are merged under the newer ones, and wait out the backoff.
+        assert_eq!(c.waiting, BTreeMap::from([(0, 20), (1, 5)]));
+        assert!(c.take_due().is_none(), "still in its backoff");
+        c.not_before = Some(Instant::now());
+        assert_eq!(c.take_due().unwrap(), BTreeMap::from([(0, 20), (1, 5)]));
+        assert_eq!(c.failures, 1);
+    }
 
     #[test]
     fn urls_name_brokers_topic_and_group() {

@@ -28,6 +28,7 @@ mod error;
 mod run;
 mod summary;
 mod task;
+mod topics;
 mod violations;
 
 pub use compact::{CompactReport, compact};

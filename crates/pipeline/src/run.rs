@@ -242,6 +242,9 @@ pub(crate) async fn run_source(
         None
     };
     let mut alerts = AlertSink::open(&config.alerts.path)?;
+    // Alerts and dead letters to Kafka topics ([kafka] alerts-topic, dead-letter-topic).
+    let topics = crate::topics::TopicSink::open(config)?;
+    let sink_topics = topics.clone();
     // Every compact.interval, the small files of closed hours are rewritten.
     let compactor = crate::compact::start(&archive, config, Arc::clone(&options.clock));
     let idle_timeout = i64::try_from(config.window.idle_timeout.as_micros()).unwrap_or(i64::MAX);
@@ -379,6 +382,8 @@ pub(crate) async fn run_source(
                 while let Some(next) = commit_rx.recv().await {
                     source.commit(&next)?;
                 }
+                // Group commits that failed (a broker outage) get a last, bounded try.
+                source.finish_commits(Duration::from_secs(30)).await?;
                 if source.skipped() > 0 {
                     info!(
                         records = source.skipped(),
@@ -483,6 +488,8 @@ pub(crate) async fn run_source(
                         Some(e) => e.process(0, &decoded.events).await?,
                         None => Outputs::default(),
                     };
+                    // Dead letters to their topic (enqueued; the sink flushes before it commits).
+                    if let Some(t) = &topics { t.send_dead_letters(&decoded.dead_letters)?; }
                     let tables = vec![(schema::EVENTS, decoded.events), (schema::DEAD_LETTERS, decoded.dead_letters)];
                     (out, tables, Some(read_at), cover, flushes, started)
                 }
@@ -504,6 +511,10 @@ pub(crate) async fn run_source(
             };
             record(&out, &mut ws);
             ws.alerts += alerts.write(&out)?;
+            // Alerts to their topic too (enqueued; the sink flushes before it commits).
+            if let Some(t) = &topics {
+                t.send_alerts(&out);
+            }
             if !out.policy_hits.is_empty() || !out.violations.is_empty() {
                 alert_latency.saturating_record(started.elapsed().as_micros() as u64);
             }
@@ -530,6 +541,10 @@ pub(crate) async fn run_source(
         };
         record(&out, &mut ws);
         ws.alerts += alerts.write(&out)?;
+        // Alerts to their topic too (enqueued; the sink flushes before it commits).
+        if let Some(t) = &topics {
+            t.send_alerts(&out);
+        }
         if !out.policy_hits.is_empty() || !out.violations.is_empty() {
             alert_latency.saturating_record(closing.elapsed().as_micros() as u64);
         }
@@ -595,6 +610,8 @@ pub(crate) async fn run_source(
                     committer.received(cover);
                     if !flushes.is_empty() {
                         // Partitions are being revoked: make everything so far durable now.
+                        // Topics first: no offset is committed past an undelivered alert.
+                        if let Some(t) = &sink_topics { t.flush().await?; }
                         let durable = committer.commit(&mut writers).await?;
                         last_commit = clock.now_micros();
                         for reply in flushes {
@@ -609,6 +626,8 @@ pub(crate) async fn run_source(
                     // Every roll interval, all open files close and become one commit.
                     let now = clock.now_micros();
                     if now.saturating_sub(last_commit) >= commit_every {
+                        // Topics first: no offset is committed past an undelivered alert.
+                        if let Some(t) = &sink_topics { t.flush().await?; }
                         let durable = committer.commit(&mut writers).await?;
                         if !durable.kafka.is_empty() {
                             let _ = commit_tx.send(durable.next_offsets());
@@ -617,6 +636,10 @@ pub(crate) async fn run_source(
                     }
                 }
             }
+        }
+        // Topics first: no offset is committed past an undelivered alert.
+        if let Some(t) = &sink_topics {
+            t.flush().await?;
         }
         let durable = committer.commit(&mut writers).await?;
         if !durable.kafka.is_empty() {
