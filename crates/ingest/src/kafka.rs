@@ -10,8 +10,8 @@
 //! archive already holds are dropped ([`KafkaSource::skip_through`]), so a redelivered
 //! record is never archived twice.
 //!
-//! **Broker outages.** Nothing here gives up on the broker: consume errors are retried
-//! with a growing pause, and a group commit that fails is not an error either. Its
+//! **Broker outages.** Nothing here gives up on the broker: consume errors are logged
+//! and polling goes on (librdkafka reconnects by itself), and a group commit that fails is not an error either. Its
 //! offsets are kept, merged with the next ones, and committed again with backoff
 //! ([`KafkaSource::commit`] is asynchronous; at most one commit is in flight, so a
 //! late failure never moves the group back). A lost group commit costs nothing but
@@ -122,20 +122,26 @@ pub struct KafkaBatch {
 /// Routes librdkafka's errors to the log, leaving out the end-of-partition events that
 /// `enable.partition.eof` turns on (they are how `--until-end` knows it is done), and
 /// notes each new assignment.
+/// It is the one owner of the state that librdkafka's callbacks and [`KafkaSource`]
+/// share (the source reaches it through its consumer).
 struct Context {
-    assigned: Arc<AtomicBool>,
+    /// Set when partitions were assigned; cleared by [`KafkaSource::take_assigned`].
+    assigned: AtomicBool,
     /// Partitions revoked since the batch in progress began.
-    revoked: Arc<Mutex<BTreeSet<i32>>>,
+    revoked: Mutex<BTreeSet<i32>>,
     /// Makes what was handed downstream durable; returns the offsets to commit.
-    on_revoke: Arc<Mutex<Option<RevokeHook>>>,
-    /// Offsets to commit to the group, shared with the commit callback.
-    commits: Arc<Mutex<PendingCommits>>,
+    on_revoke: Mutex<Option<RevokeHook>>,
+    /// Offsets to commit to the group.
+    commits: Mutex<PendingCommits>,
     topic: String,
 }
 
 /// Shortest and longest pause before an external fault is tried again.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// How often a run of consume errors is logged.
+const CONSUME_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// The pause before trying an external fault again after `failures` failures in a row:
 /// 200 ms, doubling each time, at most 10 s.
@@ -296,16 +302,13 @@ pub struct KafkaSource {
     at_end: BTreeSet<i32>,
     batch_records: usize,
     skipped: u64,
-    /// Set when partitions were assigned; cleared by [`KafkaSource::take_assigned`].
-    assigned: Arc<AtomicBool>,
     /// A record received after an assignment, held back until the caller has brought
     /// the archived offsets up to date.
     held: Option<KafkaRecord>,
-    revoked: Arc<Mutex<BTreeSet<i32>>>,
-    on_revoke: Arc<Mutex<Option<RevokeHook>>>,
-    commits: Arc<Mutex<PendingCommits>>,
-    /// Consume errors in a row, for the pause before the next poll.
-    consume_failures: u32,
+    /// Consume errors since the last record.
+    consume_errors: u32,
+    /// When the last consume error was logged.
+    consume_warned_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -344,16 +347,12 @@ impl KafkaSource {
         if !settings.contains_key("auto.offset.reset") {
             config.set("auto.offset.reset", "earliest");
         }
-        let assigned = Arc::new(AtomicBool::new(false));
-        let revoked = Arc::new(Mutex::new(BTreeSet::new()));
-        let on_revoke = Arc::new(Mutex::new(None));
-        let commits = Arc::new(Mutex::new(PendingCommits::default()));
         let consumer: StreamConsumer<Context> = config
             .create_with_context(Context {
-                assigned: Arc::clone(&assigned),
-                revoked: Arc::clone(&revoked),
-                on_revoke: Arc::clone(&on_revoke),
-                commits: Arc::clone(&commits),
+                assigned: AtomicBool::new(false),
+                revoked: Mutex::new(BTreeSet::new()),
+                on_revoke: Mutex::new(None),
+                commits: Mutex::new(PendingCommits::default()),
                 topic: location.topic.clone(),
             })
             .map_err(|e| kafka_err(&location, e))?;
@@ -369,13 +368,15 @@ impl KafkaSource {
             at_end: BTreeSet::new(),
             batch_records: batch_records.max(1),
             skipped: 0,
-            assigned,
             held: None,
-            revoked,
-            on_revoke,
-            commits,
-            consume_failures: 0,
+            consume_errors: 0,
+            consume_warned_at: None,
         })
+    }
+
+    /// The state shared with librdkafka's callbacks.
+    fn shared(&self) -> &Context {
+        self.consumer.context()
     }
 
     /// The source's label.
@@ -396,7 +397,7 @@ impl KafkaSource {
 
     /// Sets (or with `None` removes) the hook run when partitions are revoked.
     pub fn set_revoke_hook(&self, hook: Option<RevokeHook>) {
-        if let Ok(mut h) = self.on_revoke.lock() {
+        if let Ok(mut h) = self.shared().on_revoke.lock() {
             *h = hook;
         }
     }
@@ -404,7 +405,7 @@ impl KafkaSource {
     /// Drops the records of partitions revoked meanwhile from `records`: they were not
     /// handed downstream, and the partition's next owner reads them.
     fn drop_revoked(&mut self, records: &mut Vec<KafkaRecord>) {
-        let revoked = match self.revoked.lock() {
+        let revoked = match self.shared().revoked.lock() {
             Ok(mut r) if !r.is_empty() => std::mem::take(&mut *r),
             _ => return,
         };
@@ -425,7 +426,7 @@ impl KafkaSource {
     /// archived records of them meanwhile: the caller re-reads the archive's offsets and
     /// passes them to [`KafkaSource::skip_through`] before the next batch.
     pub fn take_assigned(&self) -> bool {
-        self.assigned.swap(false, Ordering::SeqCst)
+        self.shared().assigned.swap(false, Ordering::SeqCst)
     }
 
     /// Records dropped because the archive held them.
@@ -462,22 +463,26 @@ impl KafkaSource {
                 }
                 Ok(Err(e)) => {
                     // The client reconnects and retries by itself (a broker restart, a
-                    // network cut): wait a little longer each time and ask again, never
-                    // give up.
-                    self.consume_failures += 1;
-                    let pause = backoff(self.consume_failures);
-                    warn!(error = %e, failures = self.consume_failures, retry_in_ms = pause.as_millis() as u64, "kafka consume error; retrying");
-                    tokio::time::sleep(pause).await;
+                    // network cut): keep polling, never give up. Polling is what serves
+                    // its callbacks (a lost assignment, commit results), so the pause is
+                    // short; the warning repeats only every CONSUME_WARN_EVERY.
+                    self.consume_errors += 1;
+                    if self
+                        .consume_warned_at
+                        .is_none_or(|t| t.elapsed() >= CONSUME_WARN_EVERY)
+                    {
+                        warn!(error = %e, errors = self.consume_errors, "kafka consume error; the client reconnects by itself, polling on");
+                        self.consume_warned_at = Some(Instant::now());
+                    }
+                    tokio::time::sleep(BACKOFF_MIN).await;
                     continue;
                 }
                 Ok(Ok(m)) => m,
             };
-            if self.consume_failures > 0 {
-                info!(
-                    failures = self.consume_failures,
-                    "consuming again after errors"
-                );
-                self.consume_failures = 0;
+            if self.consume_errors > 0 {
+                info!(errors = self.consume_errors, "consuming again after errors");
+                self.consume_errors = 0;
+                self.consume_warned_at = None;
             }
             self.at_end.remove(&msg.partition());
             let record = KafkaRecord {
@@ -487,7 +492,7 @@ impl KafkaSource {
                 key: msg.key().map(Arc::from),
                 payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
             };
-            if self.assigned.load(Ordering::SeqCst) {
+            if self.shared().assigned.load(Ordering::SeqCst) {
                 // A rebalance ran inside this poll: hold the record until the caller has
                 // re-read what the archive holds.
                 self.held = Some(record);
@@ -524,7 +529,7 @@ impl KafkaSource {
     /// reached, the offsets are kept, merged with later ones and committed again after a
     /// backoff, from [`KafkaSource::next_batch`] or [`KafkaSource::finish_commits`].
     pub fn commit(&self, next: &[(i32, i64)]) -> Result<()> {
-        if let Ok(mut c) = self.commits.lock() {
+        if let Ok(mut c) = self.shared().commits.lock() {
             c.merge(next.iter().copied());
         }
         self.start_commit()
@@ -532,7 +537,7 @@ impl KafkaSource {
 
     /// Sends the waiting offsets to the group if one is due (see [`KafkaSource::commit`]).
     fn start_commit(&self) -> Result<()> {
-        let Ok(mut c) = self.commits.lock() else {
+        let Ok(mut c) = self.shared().commits.lock() else {
             return Ok(());
         };
         let Some(offsets) = c.take_due() else {
@@ -563,7 +568,7 @@ impl KafkaSource {
         let deadline = Instant::now() + within;
         let mut failures = 0;
         loop {
-            let offsets = match self.commits.lock() {
+            let offsets = match self.shared().commits.lock() {
                 Ok(mut c) => {
                     // A commit still in flight is sent again with the rest: the broker
                     // takes commits in order, and the later one holds the higher offsets.
@@ -593,7 +598,7 @@ impl KafkaSource {
                 return Ok(());
             }
             warn!(error = %e, failures, retry_in_ms = pause.as_millis() as u64, "cannot commit the last offsets to the consumer group; trying again");
-            if let Ok(mut c) = self.commits.lock() {
+            if let Ok(mut c) = self.shared().commits.lock() {
                 c.merge(offsets);
             }
             tokio::time::sleep(pause).await;

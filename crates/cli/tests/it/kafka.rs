@@ -1,6 +1,7 @@
 //! The Kafka source against the real Kafka-protocol broker that scripts/test.sh starts:
 //! every record archived exactly once with its coordinates, through restarts and kills.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::*;
@@ -294,5 +295,357 @@ fn two_members_of_one_group_share_the_topic_and_archive_every_record_once() {
         coverage(&archive, &topic),
         (total, total, 0),
         "every record once"
+    );
+}
+
+/// One message read back from a topic.
+struct Consumed {
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    value: serde_json::Value,
+}
+
+/// Every message of `topic` from its start, read by assigning all its partitions (no
+/// group) until each is at its end.
+fn read_topic(brokers: &str, topic: &str) -> Vec<Consumed> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reader-{}", uuid_like()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(20))
+        .unwrap();
+    let partitions = metadata.topics()[0].partitions().len() as i32;
+    assert!(partitions > 0, "topic {topic} has no partitions");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut at_end = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    let started = Instant::now();
+    while (at_end.len() as i32) < partitions {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{topic}: not at the end of every partition within a minute"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            Some(Ok(m)) => {
+                at_end.remove(&m.partition());
+                let value = serde_json::from_slice(m.payload().unwrap_or_default())
+                    .unwrap_or_else(|e| panic!("{topic}: a message that is not JSON: {e}"));
+                out.push(Consumed {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// RFC 3339 as the alerts write it (UTC, `Z`, only the fraction digits needed).
+fn alert_time(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// The `alert_id` of every row of `policy_hits` and `violations`, with its resource,
+/// computed here by the recipe the README documents.
+fn expected_alerts(archive: &Path) -> BTreeMap<String, String> {
+    let text = |v: &serde_json::Value| serde_json::to_string(v).unwrap();
+    let mut ids = BTreeMap::new();
+    for h in query_json(
+        archive,
+        "SELECT rule_id, rule_version, resource_id, CAST(window_start AS BIGINT) AS ws, category \
+         FROM policy_hits",
+    ) {
+        let recipe = format!(
+            "[\"policy_hit\",{},{},{},{},{}]",
+            text(&h["rule_id"]),
+            h["rule_version"],
+            text(&h["resource_id"]),
+            text(&alert_time(h["ws"].as_i64().unwrap()).into()),
+            text(&h["category"]),
+        );
+        let resource = h["resource_id"].as_str().unwrap().to_string();
+        assert!(ids.insert(sha256(recipe.as_bytes()), resource).is_none());
+    }
+    for v in query_json(
+        archive,
+        "SELECT rule_id, rule_version, resource_id, state, CAST(opened_at AS BIGINT) AS o, \
+                CAST(changed_at AS BIGINT) AS c FROM violations",
+    ) {
+        let recipe = format!(
+            "[\"violation\",{},{},{},{},{},{}]",
+            text(&v["rule_id"]),
+            v["rule_version"],
+            text(&v["resource_id"]),
+            text(&v["state"]),
+            text(&alert_time(v["o"].as_i64().unwrap()).into()),
+            text(&alert_time(v["c"].as_i64().unwrap()).into()),
+        );
+        let resource = v["resource_id"].as_str().unwrap().to_string();
+        assert!(ids.insert(sha256(recipe.as_bytes()), resource).is_none());
+    }
+    ids
+}
+
+/// Checks the alerts read from the topic against the archive's `policy_hits` and
+/// `violations`: keyed by resource, every expected `alert_id` there (repeats allowed),
+/// none other. Returns how many repeats there were.
+fn check_alert_topic(alerts: &[Consumed], archive: &Path) -> usize {
+    let expected = expected_alerts(archive);
+    assert!(!expected.is_empty(), "the run produced no alerts to check");
+    let mut seen = BTreeMap::new();
+    for a in alerts {
+        let resource = a.value["resource_id"].as_str().unwrap();
+        assert_eq!(
+            a.key.as_deref().map(String::from_utf8_lossy).as_deref(),
+            Some(resource),
+            "an alert not keyed by its resource: {}",
+            a.value
+        );
+        let id = a.value["alert_id"].as_str().unwrap().to_string();
+        *seen.entry(id).or_insert(0usize) += 1;
+    }
+    let expected_ids: std::collections::BTreeSet<&String> = expected.keys().collect();
+    let seen_ids: std::collections::BTreeSet<&String> = seen.keys().collect();
+    assert_eq!(
+        (
+            expected_ids.difference(&seen_ids).count(),
+            seen_ids.difference(&expected_ids).count()
+        ),
+        (0, 0),
+        "(alerts of the archive not in the topic, alerts in the topic not in the archive), \
+         of {} alerts",
+        expected.len()
+    );
+    alerts.len() - seen.len()
+}
+
+/// The generator's ground truth: the malformed messages as (SHA-256 of the payload,
+/// reason) → (payload length, the keys they were produced with).
+type MalformedTruth = BTreeMap<(String, String), (usize, Vec<String>)>;
+
+fn malformed_truth(n: u64, seed: u64) -> MalformedTruth {
+    let mut truth = MalformedTruth::new();
+    for m in rampart_gen::Generator::new(small(n, seed)).unwrap() {
+        if let rampart_gen::MessageKind::Bad(reason) = m.kind {
+            truth
+                .entry((sha256(&m.payload), reason.as_str().to_string()))
+                .or_insert_with(|| (m.payload.len(), Vec::new()))
+                .1
+                .push(m.key);
+        }
+    }
+    truth
+}
+
+/// Checks the dead letters read from the topic against the generator's truth and the
+/// archive's `dead_letters`: each source record once (repeats allowed), with its
+/// coordinates, reason and raw bytes (or, when too large to carry, their SHA-256 and
+/// length), keyed by the resource its payload names, else by the key it was produced
+/// with. Returns how many repeats there were.
+fn check_dead_letter_topic(
+    dead: &[Consumed],
+    archive: &Path,
+    source_topic: &str,
+    truth: &MalformedTruth,
+) -> usize {
+    use base64::Engine;
+    let archived: BTreeMap<(i64, i64), (String, String)> = query_json(
+        archive,
+        "SELECT kafka_partition AS p, kafka_offset AS o, reason_code AS r, \
+                encode(sha256(raw), 'hex') AS h FROM dead_letters",
+    )
+    .into_iter()
+    .map(|r| {
+        (
+            (r["p"].as_i64().unwrap(), r["o"].as_i64().unwrap()),
+            (
+                r["r"].as_str().unwrap().to_string(),
+                r["h"].as_str().unwrap().to_string(),
+            ),
+        )
+    })
+    .collect();
+    let mut seen: BTreeMap<(i64, i64), (String, String)> = BTreeMap::new();
+    for d in dead {
+        let v = &d.value;
+        assert_eq!(v["type"], "dead_letter");
+        assert_eq!(v["kafka_topic"], source_topic);
+        let at = (
+            v["kafka_partition"].as_i64().unwrap(),
+            v["kafka_offset"].as_i64().unwrap(),
+        );
+        let (reason, hash) = archived
+            .get(&at)
+            .unwrap_or_else(|| panic!("a dead letter the archive does not hold: {v}"));
+        assert_eq!(v["reason_code"], reason.as_str());
+        assert_eq!(v["raw_sha256"], hash.as_str());
+        let (len, keys) = truth
+            .get(&(hash.clone(), reason.clone()))
+            .unwrap_or_else(|| panic!("a dead letter the generator did not make: {v}"));
+        assert_eq!(v["raw_bytes"].as_u64(), Some(*len as u64));
+        if v["raw_omitted"] == true {
+            assert_eq!(v["raw"], serde_json::Value::Null);
+        } else {
+            let text = v["raw"].as_str().unwrap();
+            let raw = if v["raw_base64"] == true {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .unwrap()
+            } else {
+                text.as_bytes().to_vec()
+            };
+            assert_eq!(&sha256(&raw), hash, "raw bytes changed on the way: {v}");
+        }
+        let key = String::from_utf8(d.key.clone().unwrap_or_default()).unwrap();
+        let named = v["resource_id"].as_str();
+        assert!(
+            named.is_some_and(|r| r == key) || (named.is_none() && keys.contains(&key)),
+            "dead letter keyed {key:?}, expected its resource or one of {keys:?}: {v}"
+        );
+        seen.insert(at, (hash.clone(), reason.clone()));
+    }
+    assert_eq!(
+        seen.len(),
+        archived.len(),
+        "every dead letter of the archive in the topic"
+    );
+    // And against the generator: the same malformed messages, as many of each.
+    let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for k in seen.into_values() {
+        *counts.entry(k).or_default() += 1;
+    }
+    let truth_counts: BTreeMap<(String, String), usize> = truth
+        .iter()
+        .map(|(k, (_, keys))| (k.clone(), keys.len()))
+        .collect();
+    assert_eq!(
+        counts, truth_counts,
+        "the malformed messages the generator made"
+    );
+    dead.len() - archived.len()
+}
+
+/// `run_kafka` with the window stage on and both topics set.
+fn run_with_topics(
+    brokers: &str,
+    topic: &str,
+    archive: &Path,
+    alerts: &str,
+    dead: &str,
+) -> Command {
+    let mut c = run_kafka(brokers, topic, archive);
+    c.env("RAMPART_RULES__ENABLED", "true")
+        .env("RAMPART_KAFKA__ALERTS_TOPIC", alerts)
+        .env("RAMPART_KAFKA__DEAD_LETTER_TOPIC", dead);
+    c
+}
+
+#[test]
+fn alerts_and_dead_letters_reach_their_topics_keyed_by_resource() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let topic = create_topic(&brokers, 4);
+    let (alerts_topic, dead_topic) = (create_topic(&brokers, 3), create_topic(&brokers, 2));
+    produce(&brokers, &topic, 40_000, 84);
+    let archive = dir.path().join("archive");
+    let alerts_file = dir.path().join("alerts.jsonl");
+    ok_within(
+        run_with_topics(&brokers, &topic, &archive, &alerts_topic, &dead_topic)
+            .arg("--until-end")
+            .arg("--alerts")
+            .arg(&alerts_file),
+        120,
+    );
+
+    let alerts = read_topic(&brokers, &alerts_topic);
+    assert_eq!(
+        check_alert_topic(&alerts, &archive),
+        0,
+        "no outage, no repeats"
+    );
+    // The value is the alerts file's line plus its alert_id, message for line.
+    let mut from_topic: Vec<String> = alerts
+        .iter()
+        .map(|a| {
+            let mut v = a.value.clone();
+            v.as_object_mut().unwrap().remove("alert_id");
+            v.to_string()
+        })
+        .collect();
+    let mut from_file: Vec<String> = std::fs::read_to_string(&alerts_file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    from_topic.sort();
+    from_file.sort();
+    assert_eq!(from_topic, from_file);
+    // Keyed by resource: one resource's alerts all on one partition.
+    let mut partition_of = BTreeMap::new();
+    for a in &alerts {
+        let p = *partition_of.entry(a.key.clone()).or_insert(a.partition);
+        assert_eq!(p, a.partition, "one resource, one partition");
+    }
+
+    let dead = read_topic(&brokers, &dead_topic);
+    let truth = malformed_truth(40_000, 84);
+    assert_eq!(
+        check_dead_letter_topic(&dead, &archive, &topic, &truth),
+        0,
+        "no outage, no repeats"
+    );
+    let omitted = dead
+        .iter()
+        .filter(|d| d.value["raw_omitted"] == true)
+        .count();
+    let too_large = dead
+        .iter()
+        .filter(|d| d.value["reason_code"] == "too_large")
+        .count();
+    assert!(too_large > 0, "the stream has too_large dead letters");
+    assert_eq!(
+        omitted, too_large,
+        "only messages over 1 MB leave their raw bytes out"
+    );
+    assert!(
+        dead.iter().any(|d| d.value["raw_base64"] == true),
+        "the stream has non-UTF-8 dead letters"
+    );
+    // Offsets in the topic follow the order in which dead letters were sent.
+    assert!(
+        dead.windows(2)
+            .all(|w| w[0].partition != w[1].partition || w[0].offset < w[1].offset)
     );
 }
