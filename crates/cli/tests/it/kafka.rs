@@ -2,6 +2,7 @@
 //! every record archived exactly once with its coordinates, through restarts and kills.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::*;
@@ -647,5 +648,198 @@ fn alerts_and_dead_letters_reach_their_topics_keyed_by_resource() {
     assert!(
         dead.windows(2)
             .all(|w| w[0].partition != w[1].partition || w[0].offset < w[1].offset)
+    );
+}
+
+/// A broker of the test's own, started from `RAMPART_TEST_TANSU` with its data on the S3
+/// server (see `scripts/services.sh`), so that it can be killed and started again on the
+/// same port with its topics, records and group offsets intact.
+struct DurableBroker {
+    bin: String,
+    endpoint: String,
+    bucket: String,
+    /// Its own namespace in the bucket.
+    cluster: String,
+    port: u16,
+    log: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl DurableBroker {
+    /// `None` when the services are not there (refused when they are required).
+    fn new(dir: &Path) -> Option<Self> {
+        let var = |k: &str| std::env::var(k).ok();
+        let (Some(bin), Some(endpoint), Some(bucket)) = (
+            var("RAMPART_TEST_TANSU"),
+            var("RAMPART_TEST_S3_ENDPOINT"),
+            var("RAMPART_TEST_S3_BUCKET"),
+        ) else {
+            assert!(
+                std::env::var_os("RAMPART_REQUIRE_SERVICES").is_none(),
+                "RAMPART_REQUIRE_SERVICES is set but RAMPART_TEST_TANSU or the S3 server is \
+                 not: run scripts/test.sh"
+            );
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Some(Self {
+            bin,
+            endpoint,
+            bucket,
+            cluster: format!("outage-{}", uuid_like()),
+            port,
+            log: dir.join("broker.log"),
+            child: None,
+        })
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again) on its port and waits until it listens.
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let url = format!("tcp://{}", self.address());
+        self.child = Some(
+            Command::new(&self.bin)
+                .args(["broker", "--listener-url", &url])
+                .args(["--advertised-listener-url", &url])
+                .args(["--storage-engine", &format!("s3://{}/", self.bucket)])
+                .args(["--cluster-id", &self.cluster])
+                .env("AWS_ENDPOINT", &self.endpoint)
+                .env("AWS_ALLOW_HTTP", "true")
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        let started = Instant::now();
+        while std::net::TcpStream::connect(self.address()).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the broker did not listen on {} within 20 s:\n{}",
+                self.address(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no goodbye to its clients.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for DurableBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn a_broker_outage_mid_run_is_waited_out_and_loses_nothing() {
+    const EVENTS: u64 = 150_000;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut broker) = DurableBroker::new(dir.path()) else {
+        return;
+    };
+    broker.start();
+    let brokers = broker.address();
+    let topic = create_topic(&brokers, 4);
+    let (alerts_topic, dead_topic) = (create_topic(&brokers, 2), create_topic(&brokers, 2));
+    produce(&brokers, &topic, EVENTS, 85);
+    let truth = malformed_truth(EVENTS, 85);
+    let malformed: usize = truth.values().map(|(_, keys)| keys.len()).sum();
+
+    let archive = dir.path().join("archive");
+    let log_path = dir.path().join("run.log");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let mut run = run_with_topics(&brokers, &topic, &archive, &alerts_topic, &dead_topic)
+        .arg("--until-end")
+        .env("RAMPART_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let manifests =
+        || std::fs::read_dir(archive.join("_rampart/manifests")).map_or(0, |d| d.count());
+    let started = Instant::now();
+    while manifests() < 1 && started.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let still_running = |run: &mut std::process::Child, when: &str| {
+        let ended = run.try_wait().unwrap();
+        assert!(ended.is_none(), "the run ended {when}:\n{}", log());
+    };
+    still_running(
+        &mut run,
+        "before the broker went down: make the input larger",
+    );
+    // The broker goes down mid-run, for about nine seconds: longer than the group's
+    // session timeout (6 s), so the run also loses its partitions and joins again.
+    broker.kill();
+    std::thread::sleep(Duration::from_secs(9));
+    still_running(&mut run, "during the outage");
+    broker.start();
+    let restarted = Instant::now();
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if restarted.elapsed() > Duration::from_secs(180) {
+            run.kill().unwrap();
+            run.wait().unwrap();
+            panic!(
+                "the run did not finish within 3 minutes of the broker's return:\n{}",
+                log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let resumed_in = restarted.elapsed();
+    assert!(status.success(), "the run failed ({status}):\n{}", log());
+    assert!(
+        log().contains("kafka consume error"),
+        "the run never noticed the outage:\n{}",
+        log()
+    );
+
+    // The archive: every record once, as events or dead letters.
+    assert_eq!(
+        coverage(&archive, &topic),
+        (EVENTS, EVENTS, 0),
+        "every record once"
+    );
+    let dead_rows = query_json(&archive, "SELECT count(*) AS n FROM dead_letters");
+    assert_eq!(dead_rows[0]["n"].as_u64(), Some(malformed as u64));
+
+    // The topics: every alert and dead letter at least once, repeats allowed.
+    let alerts = read_topic(&brokers, &alerts_topic);
+    let alert_repeats = check_alert_topic(&alerts, &archive);
+    let dead = read_topic(&brokers, &dead_topic);
+    let dead_repeats = check_dead_letter_topic(&dead, &archive, &topic, &truth);
+    assert!(
+        dead.iter().any(|d| d.value["raw_omitted"] == true),
+        "the stream has messages over 1 MB"
+    );
+    eprintln!(
+        "outage: {} alerts ({alert_repeats} repeats), {} dead letters ({dead_repeats} repeats), \
+         run finished {:.1} s after the broker's return",
+        alerts.len(),
+        dead.len(),
+        resumed_in.as_secs_f64()
     );
 }
