@@ -11,11 +11,10 @@
 //! record is never archived twice.
 //!
 //! **Broker outages.** Nothing here gives up on the broker: consume errors are logged
-//! and polling goes on (librdkafka reconnects by itself), and a group commit that fails is not an error either. Its
-//! offsets are kept, merged with the next ones, and committed again with backoff
-//! ([`KafkaSource::commit`] is asynchronous; at most one commit is in flight, so a
-//! late failure never moves the group back). A lost group commit costs nothing but
-//! re-reading: the archive's offsets make the re-read records skipped.
+//! and polling goes on (librdkafka reconnects by itself), and a group commit that fails
+//! is not an error either: its offsets are kept, merged with the next ones and
+//! committed again with backoff. A lost group commit costs nothing but re-reading: the
+//! archive's offsets make the re-read records skipped.
 //!
 //! Messages are expected to be keyed by `resource_id`, so that a resource's events stay
 //! on one partition (and its windows with them). Records are read in batches
@@ -151,13 +150,11 @@ pub fn backoff(failures: u32) -> Duration {
         .min(BACKOFF_MAX)
 }
 
-/// Group commits not yet done: the offsets waiting, and whether one is on its way.
+/// Group commits not yet done: the offsets waiting, and when to try again.
 #[derive(Debug, Default)]
 struct PendingCommits {
     /// Per partition, the next offset to read, waiting to be committed.
     waiting: BTreeMap<i32, i64>,
-    /// The offsets of the commit on its way to the broker, if one is.
-    in_flight: Option<BTreeMap<i32, i64>>,
     /// Commits that failed in a row.
     failures: u32,
     /// No new attempt before this.
@@ -173,12 +170,10 @@ impl PendingCommits {
         }
     }
 
-    /// The commit on its way failed: its offsets wait again, and the next attempt waits
-    /// a little longer.
-    fn failed(&mut self, error: &KafkaError) {
-        if let Some(offsets) = self.in_flight.take() {
-            self.merge(offsets);
-        }
+    /// A commit of `offsets` failed: they wait again (under any newer ones), and the next
+    /// attempt waits a little longer.
+    fn failed(&mut self, offsets: BTreeMap<i32, i64>, error: &KafkaError) {
+        self.merge(offsets);
         self.failures += 1;
         let pause = backoff(self.failures);
         self.not_before = Some(Instant::now() + pause);
@@ -191,18 +186,24 @@ impl PendingCommits {
         );
     }
 
-    /// Takes the offsets to commit now, if any are waiting, none is in flight and the
-    /// backoff has passed.
+    /// A commit succeeded.
+    fn succeeded(&mut self) {
+        if self.failures > 0 {
+            info!(
+                failures = self.failures,
+                "offsets committed to the consumer group again"
+            );
+        }
+        self.failures = 0;
+        self.not_before = None;
+    }
+
+    /// Takes the offsets to commit now: all that wait, unless the backoff runs.
     fn take_due(&mut self) -> Option<BTreeMap<i32, i64>> {
-        if self.waiting.is_empty()
-            || self.in_flight.is_some()
-            || self.not_before.is_some_and(|t| Instant::now() < t)
-        {
+        if self.waiting.is_empty() || self.not_before.is_some_and(|t| Instant::now() < t) {
             return None;
         }
-        let offsets = std::mem::take(&mut self.waiting);
-        self.in_flight = Some(offsets.clone());
-        Some(offsets)
+        Some(std::mem::take(&mut self.waiting))
     }
 }
 
@@ -221,29 +222,6 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
-    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
-        let Ok(mut c) = self.commits.lock() else {
-            return;
-        };
-        if c.in_flight.is_none() {
-            return; // a synchronous commit (on revoke, at the end): its caller handles it
-        }
-        match result {
-            Ok(()) => {
-                if c.failures > 0 {
-                    info!(
-                        failures = c.failures,
-                        "offsets committed to the consumer group again"
-                    );
-                }
-                c.in_flight = None;
-                c.failures = 0;
-                c.not_before = None;
-            }
-            Err(e) => c.failed(&e),
-        }
-    }
-
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
@@ -448,7 +426,7 @@ impl KafkaSource {
     /// (so that the caller can look at [`KafkaSource::all_at_end`]).
     pub async fn next_batch(&mut self, linger: Duration) -> Result<KafkaBatch> {
         // A group commit that failed is tried again once its backoff has passed.
-        self.start_commit()?;
+        self.commit_due()?;
         let mut records = Vec::new();
         if let Some(r) = self.held.take() {
             self.keep(r, &mut records);
@@ -524,82 +502,89 @@ impl KafkaSource {
         }
     }
 
-    /// Commits `next` (partition, next offset to read) to the group. The commit is
-    /// asynchronous and never fails the source: when the broker refuses it or cannot be
-    /// reached, the offsets are kept, merged with later ones and committed again after a
-    /// backoff, from [`KafkaSource::next_batch`] or [`KafkaSource::finish_commits`].
+    /// Commits `next` (partition, next offset to read) to the group, synchronously (off
+    /// the async workers). It never fails the source: when the broker refuses the commit
+    /// or cannot be reached, the offsets are kept, merged with later ones and committed
+    /// again after a backoff, from [`KafkaSource::next_batch`] or
+    /// [`KafkaSource::finish_commits`].
     pub fn commit(&self, next: &[(i32, i64)]) -> Result<()> {
         if let Ok(mut c) = self.shared().commits.lock() {
             c.merge(next.iter().copied());
         }
-        self.start_commit()
+        self.commit_due()
     }
 
-    /// Sends the waiting offsets to the group if one is due (see [`KafkaSource::commit`]).
-    fn start_commit(&self) -> Result<()> {
-        let Ok(mut c) = self.shared().commits.lock() else {
-            return Ok(());
-        };
-        let Some(offsets) = c.take_due() else {
-            return Ok(());
-        };
-        let tpl = self.offset_list(&offsets)?;
-        match self.consumer.commit(&tpl, CommitMode::Async) {
-            Ok(()) => debug!(partitions = offsets.len(), "offsets sent to the group"),
-            Err(e) => c.failed(&e),
+    /// Commits the waiting offsets unless their backoff runs (see [`KafkaSource::commit`]).
+    fn commit_due(&self) -> Result<()> {
+        let due = self
+            .shared()
+            .commits
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take_due());
+        match due {
+            Some(offsets) => self.commit_now(offsets).map(|_| ()),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    fn offset_list(&self, offsets: &BTreeMap<i32, i64>) -> Result<TopicPartitionList> {
+    /// One synchronous commit of `offsets`; on failure they wait again with a backoff.
+    /// Whether it succeeded.
+    fn commit_now(&self, offsets: BTreeMap<i32, i64>) -> Result<bool> {
         let mut tpl = TopicPartitionList::new();
-        for (p, o) in offsets {
+        for (p, o) in &offsets {
             tpl.add_partition_offset(&self.location.topic, *p, Offset::Offset(*o))
                 .map_err(|e| kafka_err(&self.location, e))?;
         }
-        Ok(tpl)
+        // librdkafka reports the outcome of a manual commit only to a synchronous caller;
+        // without a broker it returns once the request fails (at most socket.timeout.ms).
+        let result = tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync));
+        let Ok(mut c) = self.shared().commits.lock() else {
+            return Ok(false);
+        };
+        match result {
+            Ok(()) => {
+                debug!(partitions = offsets.len(), "offsets committed to the group");
+                c.succeeded();
+                Ok(true)
+            }
+            Err(e) => {
+                c.failed(offsets, &e);
+                Ok(false)
+            }
+        }
     }
 
-    /// At the end of a run: commits every offset still waiting (an asynchronous one in
-    /// flight included), synchronously, trying again with backoff for at most `within`.
-    /// Offsets that cannot be committed by then are logged and left: the archive holds
-    /// their records, so the next run skips them when the group hands them out again.
+    /// At the end of a run: commits every offset still waiting, trying again with
+    /// backoff for at most `within`. Offsets that cannot be committed by then are logged
+    /// and left: the archive holds their records, so the next run skips them when the
+    /// group hands them out again.
     pub async fn finish_commits(&self, within: Duration) -> Result<()> {
         let deadline = Instant::now() + within;
-        let mut failures = 0;
         loop {
-            let offsets = match self.shared().commits.lock() {
-                Ok(mut c) => {
-                    // A commit still in flight is sent again with the rest: the broker
-                    // takes commits in order, and the later one holds the higher offsets.
-                    let mut all = c.in_flight.take().unwrap_or_default();
-                    for (p, o) in std::mem::take(&mut c.waiting) {
-                        let e = all.entry(p).or_insert(o);
-                        *e = (*e).max(o);
-                    }
-                    all
-                }
-                Err(_) => return Ok(()),
+            let Some(offsets) = self
+                .shared()
+                .commits
+                .lock()
+                .ok()
+                .map(|mut c| std::mem::take(&mut c.waiting))
+                .filter(|o| !o.is_empty())
+            else {
+                return Ok(());
             };
-            if offsets.is_empty() {
+            if self.commit_now(offsets)? {
                 return Ok(());
             }
-            let tpl = self.offset_list(&offsets)?;
-            let result =
-                tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync));
-            let Err(e) = result else {
-                debug!(partitions = offsets.len(), "offsets committed to the group");
-                return Ok(());
-            };
-            failures += 1;
-            let pause = backoff(failures);
+            let pause = self
+                .shared()
+                .commits
+                .lock()
+                .map_or(BACKOFF_MAX, |c| backoff(c.failures));
             if Instant::now() + pause > deadline {
-                warn!(error = %e, offsets = ?offsets, "cannot commit the last offsets to the consumer group; the archive holds their records, so the next run skips them");
+                warn!(
+                    "the last offsets were not committed to the consumer group; the archive holds their records, so the next run skips them"
+                );
                 return Ok(());
-            }
-            warn!(error = %e, failures, retry_in_ms = pause.as_millis() as u64, "cannot commit the last offsets to the consumer group; trying again");
-            if let Ok(mut c) = self.shared().commits.lock() {
-                c.merge(offsets);
             }
             tokio::time::sleep(pause).await;
         }
@@ -626,18 +611,85 @@ mod tests {
         c.merge([(0, 10), (1, 5)]);
         let first = c.take_due().unwrap();
         assert_eq!(first, BTreeMap::from([(0, 10), (1, 5)]));
-        // One in flight at a time: newer offsets wait for its outcome.
+        assert!(c.take_due().is_none(), "nothing waits");
+        // Newer offsets arrive while the commit fails: the failed ones wait under them.
         c.merge([(0, 20)]);
-        assert!(c.take_due().is_none());
-        c.failed(&KafkaError::ConsumerCommit(
-            RDKafkaErrorCode::BrokerTransportFailure,
-        ));
-        // The failed offsets are merged under the newer ones, and wait out the backoff.
+        c.failed(
+            first,
+            &KafkaError::ConsumerCommit(RDKafkaErrorCode::BrokerTransportFailure),
+        );
         assert_eq!(c.waiting, BTreeMap::from([(0, 20), (1, 5)]));
         assert!(c.take_due().is_none(), "still in its backoff");
         c.not_before = Some(Instant::now());
         assert_eq!(c.take_due().unwrap(), BTreeMap::from([(0, 20), (1, 5)]));
         assert_eq!(c.failures, 1);
+        c.succeeded();
+        assert_eq!((c.failures, c.not_before), (0, None));
+    }
+
+    /// Against librdkafka's mock cluster: the broker refuses two commits in a row; the
+    /// offsets are kept and committed on the third try, while the source reads on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_group_commit_is_kept_and_made_again() {
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+        let mock = MockCluster::new(1).unwrap();
+        mock.create_topic("t", 1, 1).unwrap();
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", mock.bootstrap_servers())
+            .create()
+            .unwrap();
+        for i in 0..5 {
+            producer
+                .send(BaseRecord::to("t").key("k").payload(&i.to_string()))
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+        let location = KafkaLocation {
+            brokers: mock.bootstrap_servers(),
+            topic: "t".into(),
+            group: "g".into(),
+        };
+        let settings = BTreeMap::from([("session.timeout.ms".into(), "6000".into())]);
+        let mut source = KafkaSource::open(location, &settings, 100).unwrap();
+        let started = Instant::now();
+        let mut read = 0;
+        while read < 5 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "read {read} of 5"
+            );
+            read += source
+                .next_batch(Duration::from_millis(100))
+                .await
+                .unwrap()
+                .records
+                .len();
+        }
+
+        let refused = RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
+        mock.request_errors(RDKafkaApiKey::OffsetCommit, &[refused, refused]);
+        source.commit(&[(0, 5)]).unwrap();
+        let mut most_failures = 0;
+        loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "never committed"
+            );
+            source.next_batch(Duration::from_millis(50)).await.unwrap();
+            let c = source.shared().commits.lock().unwrap();
+            most_failures = most_failures.max(c.failures);
+            if c.waiting.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(most_failures, 2, "both refusals seen, then success");
+        let committed = source.consumer.committed(Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            committed.find_partition("t", 0).unwrap().offset(),
+            Offset::Offset(5)
+        );
     }
 
     #[test]

@@ -17,6 +17,11 @@
 //! `dead_letters`. With a file source there are no offsets to commit; the Kafka source
 //! will advance its offsets only after the files holding them are complete.
 //!
+//! **Topics.** With `[kafka] alerts-topic` or `dead-letter-topic`, alerts and dead
+//! letters also go to Kafka (the `topics` module): sent from the window stage, and
+//! delivered before every archive commit, so no source offset is committed past an
+//! undelivered one. The topics are at least once; the archive stays exactly once.
+//!
 //! **Compaction.** [`compact()`] rewrites the small files of hours that are over into few
 //! large sorted ones, one manifest per hour; `run` does it every `compact.interval` in
 //! the background (see [`mod@compact`]).

@@ -415,18 +415,19 @@ fn bytes_json(bytes: &[u8]) -> (Value, bool) {
     }
 }
 
-/// The `resource_id` a rejected message names, when it is a JSON object with a non-empty
-/// string `resource_id` (given once).
+/// The `resource_id` a rejected message names, when it is a JSON object (so UTF-8) with
+/// a non-empty string `resource_id` (given once).
 fn named_resource(raw: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Named<'a> {
         #[serde(borrow, default)]
         resource_id: Option<Cow<'a, str>>,
     }
-    if !raw.trim_ascii_start().starts_with(b"{") {
+    let text = std::str::from_utf8(raw).ok()?;
+    if !text.trim_start().starts_with('{') {
         return None;
     }
-    serde_json::from_slice::<Named<'_>>(raw)
+    serde_json::from_str::<Named<'_>>(text)
         .ok()?
         .resource_id
         .filter(|r| !r.is_empty())
@@ -540,8 +541,8 @@ mod tests {
             ),
             // Not an object: the source key.
             (br#"["vm-2"]"#, Some(b"vm-2")),
-            // Not UTF-8: base64, keyed by the source key (the JSON cannot be read).
-            (not_utf8, Some(b"vm-9")),
+            // Not UTF-8: base64, keyed by the source key (not JSON, though it names vm-9).
+            (not_utf8, Some(b"src-key")),
             // Nothing to key by.
             (b"{oops", None),
         ]);
@@ -572,7 +573,8 @@ mod tests {
         assert_eq!(m[1].1["reason_code"], "not_object");
 
         let (key, v) = &m[2];
-        assert_eq!(key.as_deref(), Some(&b"vm-9"[..]));
+        assert_eq!(key.as_deref(), Some(&b"src-key"[..]));
+        assert_eq!(v["resource_id"], Value::Null);
         assert_eq!(v["reason_code"], "not_utf8");
         assert_eq!(v["raw_base64"], true);
         let decoded = base64::engine::general_purpose::STANDARD
@@ -601,6 +603,124 @@ mod tests {
         assert_eq!(v["raw_omitted"], false);
     }
 
+    fn hit(resource: &str) -> rampart_window::PolicyHit {
+        rampart_window::PolicyHit {
+            window_start: 1_793_491_200_000_000,
+            window_end: 1_793_491_500_000_000,
+            resource_id: resource.into(),
+            workload: Some("payments".into()),
+            rule_id: "network_vulnerability".into(),
+            rule_version: 1,
+            action: "notify_security_and_owner".into(),
+            category: None,
+            hit_count: 1,
+            prev_count: None,
+            increase_pct: None,
+        }
+    }
+
+    /// Every message of `topic` on `brokers`: (key, value).
+    fn read_back(brokers: &str, topic: &str, partitions: i32) -> Vec<(Vec<u8>, Value)> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::message::Message;
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "reader")
+            .set("enable.partition.eof", "true")
+            .create()
+            .unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        let (mut out, mut at_end) = (Vec::new(), 0);
+        let started = std::time::Instant::now();
+        while at_end < partitions && started.elapsed() < Duration::from_secs(30) {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => out.push((
+                    m.key().unwrap_or_default().to_vec(),
+                    serde_json::from_slice(m.payload().unwrap()).unwrap(),
+                )),
+                Some(Err(KafkaError::PartitionEOF(_))) => at_end += 1,
+                Some(Err(e)) => panic!("{e}"),
+                None => {}
+            }
+        }
+        assert_eq!(at_end, partitions, "{topic} not read to its end");
+        out
+    }
+
+    /// Against librdkafka's mock cluster: the broker goes away with messages in flight,
+    /// they time out (after 1 s here), and flush sends them again until it is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flush_waits_out_an_outage_and_sends_again_what_timed_out() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
+        mock.create_topic("alerts", 2, 1).unwrap();
+        mock.create_topic("dead", 1, 1).unwrap();
+        let mut config = Config::default();
+        config.source.url = Some("events.jsonl".into());
+        config.kafka.brokers = mock.bootstrap_servers();
+        config.kafka.alerts_topic = "alerts".into();
+        config.kafka.dead_letter_topic = "dead".into();
+        config
+            .kafka
+            .rdkafka
+            .insert("message.timeout.ms".into(), "1000".into());
+        let sink = TopicSink::open(&config).unwrap().unwrap();
+        let outputs = |resources: &[&str]| Outputs {
+            policy_hits: resources.iter().map(|r| hit(r)).collect(),
+            ..Outputs::default()
+        };
+        sink.send_alerts(&outputs(&["vm-0"]));
+        sink.flush().await.unwrap();
+
+        mock.broker_down(-1).unwrap();
+        sink.send_alerts(&outputs(&["vm-1", "vm-2", "vm-3"]));
+        sink.send_dead_letters(&dead_letters(&[(b"{oops", Some(b"vm-9"))]))
+            .unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let flushing = {
+            let (sink, done) = (sink.clone(), Arc::clone(&done));
+            crate::task::SpawnedTask::spawn("flush", async move {
+                let r = sink.flush().await;
+                done.store(true, Ordering::SeqCst);
+                r
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(
+            !done.load(Ordering::SeqCst),
+            "flush returned with the broker down"
+        );
+        mock.broker_up(-1).unwrap();
+        tokio::time::timeout(Duration::from_secs(60), flushing.join())
+            .await
+            .expect("flush still waiting a minute after the broker came back")
+            .unwrap()
+            .unwrap();
+
+        let brokers = mock.bootstrap_servers();
+        let mut alerts = read_back(&brokers, "alerts", 2);
+        alerts.sort_by(|a, b| a.0.cmp(&b.0));
+        alerts.dedup_by(|a, b| a.1["alert_id"] == b.1["alert_id"]);
+        let keys: Vec<&[u8]> = alerts.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(keys, [&b"vm-0"[..], b"vm-1", b"vm-2", b"vm-3"]);
+        for (key, value) in &alerts {
+            let expected = hit(std::str::from_utf8(key).unwrap());
+            assert_eq!(value["alert_id"], expected.alert_id().as_str());
+            assert_eq!(value["rule_id"], "network_vulnerability");
+        }
+        let dead = read_back(&brokers, "dead", 1);
+        assert!(!dead.is_empty());
+        assert!(
+            dead.iter()
+                .all(|(k, v)| k.as_slice() == b"vm-9" && v["raw"] == "{oops")
+        );
+    }
+
     #[test]
     fn a_resource_is_named_only_by_an_object_with_one_string_resource_id() {
         assert_eq!(
@@ -617,6 +737,7 @@ mod tests {
             br#"{"resource_id":7}"#,
             br#"{"resource_id":"a","resource_id":"b"}"#,
             br#"{"resource_id":"a""#,
+            b"{\"resource_id\":\"a\",\"x\":\"\xff\"}",
             b"null",
         ] {
             assert_eq!(

@@ -843,3 +843,58 @@ fn a_broker_outage_mid_run_is_waited_out_and_loses_nothing() {
         resumed_in.as_secs_f64()
     );
 }
+
+#[test]
+fn a_file_source_sends_alerts_and_dead_letters_to_the_brokers_it_is_given() {
+    use base64::Engine;
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (alerts_topic, dead_topic) = (create_topic(&brokers, 2), create_topic(&brokers, 1));
+    let source = dir.path().join("events.jsonl");
+    let not_utf8: &[u8] = b"{\"resource_id\":\"vm-8\",\"x\":\"\xff\"}";
+    let mut input = br#"{"ts":"2026-11-01T00:00:10Z","resource_id":"nsg-1","resource_type":"network","category":"network_access","policy_allowed":false}
+{"ts":"2026-11-01T00:00:20Z","resource_id":"vm-7","category":"malware"}
+"#
+    .to_vec();
+    input.extend_from_slice(not_utf8);
+    input.push(b'\n');
+    std::fs::write(&source, &input).unwrap();
+    let archive = dir.path().join("archive");
+    ok(rampart()
+        .env("RAMPART_KAFKA__BROKERS", &brokers)
+        .env("RAMPART_KAFKA__ALERTS_TOPIC", &alerts_topic)
+        .env("RAMPART_KAFKA__DEAD_LETTER_TOPIC", &dead_topic)
+        .arg("run")
+        .arg("--source")
+        .arg(&source)
+        .arg("--archive")
+        .arg(&archive));
+
+    let alerts = read_topic(&brokers, &alerts_topic);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].key.as_deref(), Some(&b"nsg-1"[..]));
+    assert_eq!(alerts[0].value["rule_id"], "network_vulnerability");
+    assert_eq!(alerts[0].value["window_start"], "2026-11-01T00:00:00Z");
+
+    let mut dead = read_topic(&brokers, &dead_topic);
+    dead.sort_by_key(|d| d.value["source_line"].as_u64());
+    assert_eq!(dead.len(), 2);
+    let (missing, bad_bytes) = (&dead[0], &dead[1]);
+    assert_eq!(missing.key.as_deref(), Some(&b"vm-7"[..]));
+    assert_eq!(missing.value["reason_code"], "missing_field");
+    assert_eq!(missing.value["source_line"], 2);
+    assert_eq!(
+        missing.value["source_file"].as_str(),
+        Some(source.to_str().unwrap())
+    );
+    assert_eq!(missing.value["kafka_topic"], serde_json::Value::Null);
+    // Not UTF-8: no resource can be read from it, and a file line has no Kafka key.
+    assert_eq!(bad_bytes.key, None);
+    assert_eq!(bad_bytes.value["reason_code"], "not_utf8");
+    assert_eq!(bad_bytes.value["source_line"], 3);
+    assert_eq!(bad_bytes.value["raw_base64"], true);
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(bad_bytes.value["raw"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(raw, not_utf8);
+}
