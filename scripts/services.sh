@@ -9,7 +9,11 @@
 #   services_down      # stop both (also run on exit when services_up set the trap)
 #
 # Exports: RAMPART_TEST_S3_ENDPOINT (http://127.0.0.1:PORT), RAMPART_TEST_S3_BUCKET,
-# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, RAMPART_TEST_KAFKA (HOST:PORT).
+# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, RAMPART_TEST_KAFKA (HOST:PORT),
+# and RAMPART_TEST_TANSU, the broker's binary: the broker-outage test starts a broker of
+# its own with it, on a port of its choosing, whose data lives on the S3 server
+# (`--storage-engine s3://BUCKET/`, a `--cluster-id` per test), so that it can kill it and
+# start it again on the same port with its topics, records and group offsets intact.
 #
 # scripts/test.sh calls it: the sink suite and the CLI's archive tests run against the S3
 # server; the broker is started for the Kafka stage's tests.
@@ -88,6 +92,7 @@ services_up() {
     _wait_port "$kafka_port" tansu "$services_dir/tansu.log" || return 1
     export RAMPART_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
     export RAMPART_TEST_KAFKA="127.0.0.1:$kafka_port"
+    export RAMPART_TEST_TANSU="$services_root/bin/tansu"
     echo "services: S3 at $RAMPART_TEST_S3_ENDPOINT (bucket $RAMPART_TEST_S3_BUCKET), Kafka at $RAMPART_TEST_KAFKA" >&2
 }
 

@@ -36,7 +36,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Rewriting the small files of closed hours into few large ones.
     pub compact: CompactConfig,
-    /// The Kafka source's consumer settings.
+    /// The Kafka source's consumer settings and the topics alerts and dead letters go to.
     pub kafka: KafkaConfig,
     /// The Prometheus metrics and health endpoint of `rampart run`.
     pub metrics: MetricsConfig,
@@ -83,8 +83,9 @@ impl MetricsConfig {
     }
 }
 
-/// `[kafka]`: settings of a `kafka://` source. Its `Debug` form hides the values of
-/// librdkafka settings that hold secrets (passwords, keys, tokens).
+/// `[kafka]`: settings of a `kafka://` source, and the topics that alerts and dead
+/// letters are produced to. Its `Debug` form hides the values of librdkafka settings
+/// that hold secrets (passwords, keys, tokens).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct KafkaConfig {
@@ -93,9 +94,28 @@ pub struct KafkaConfig {
     /// Most records taken into one decode batch.
     pub batch_records: usize,
     /// librdkafka settings passed as they are (`security.protocol`, `sasl.*`, `ssl.*`,
-    /// `session.timeout.ms`, ...). Rampart sets `enable.auto.commit`,
-    /// `enable.auto.offset.store` and `enable.partition.eof` itself, after these.
+    /// `session.timeout.ms`, ...), to the consumer and to the producer of the alert and
+    /// dead-letter topics. Rampart sets `enable.auto.commit`, `enable.auto.offset.store`
+    /// and `enable.partition.eof` (consumer), `enable.idempotence` and `acks`
+    /// (producer) itself, after these.
     pub rdkafka: BTreeMap<String, String>,
+    /// Topic that every alert (policy hit, violation change) is produced to as JSON,
+    /// keyed by `resource_id`; empty for none.
+    pub alerts_topic: String,
+    /// Topic that every dead letter is produced to as JSON, keyed by the resource when
+    /// the message names one; empty for none.
+    pub dead_letter_topic: String,
+    /// Brokers of the alert and dead-letter topics, `HOST:PORT[,HOST:PORT...]`; empty
+    /// means those of the `kafka://` source. Required when the source is a file and a
+    /// topic is set.
+    pub brokers: String,
+}
+
+impl KafkaConfig {
+    /// Whether alerts or dead letters go to a topic.
+    pub fn produces(&self) -> bool {
+        !self.alerts_topic.is_empty() || !self.dead_letter_topic.is_empty()
+    }
 }
 
 impl std::fmt::Debug for KafkaConfig {
@@ -117,6 +137,9 @@ impl std::fmt::Debug for KafkaConfig {
             .field("group", &self.group)
             .field("batch_records", &self.batch_records)
             .field("rdkafka", &rdkafka)
+            .field("alerts_topic", &self.alerts_topic)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .field("brokers", &self.brokers)
             .finish()
     }
 }
@@ -127,6 +150,9 @@ impl Default for KafkaConfig {
             group: "rampart".to_string(),
             batch_records: 10_000,
             rdkafka: BTreeMap::new(),
+            alerts_topic: String::new(),
+            dead_letter_topic: String::new(),
+            brokers: String::new(),
         }
     }
 }
@@ -498,6 +524,7 @@ impl Config {
         if self.kafka.group.is_empty() {
             return bad("kafka.group", "must not be empty".into());
         }
+        self.validate_topics()?;
         if self.pipeline.channel_capacity == 0 {
             return bad("pipeline.channel-capacity", "must be at least 1".into());
         }
@@ -546,6 +573,56 @@ impl Config {
         }
         Ok(())
     }
+
+    /// `[kafka]` alerts-topic, dead-letter-topic and brokers.
+    fn validate_topics(&self) -> Result<()> {
+        let k = &self.kafka;
+        for (key, topic) in [
+            ("kafka.alerts-topic", &k.alerts_topic),
+            ("kafka.dead-letter-topic", &k.dead_letter_topic),
+        ] {
+            if !topic.is_empty() && !is_topic_name(topic) {
+                return Err(Error::Config {
+                    key: key.into(),
+                    message: format!(
+                        "{topic:?} is not a Kafka topic name (1 to 249 letters, digits, `.`, `_`, `-`)"
+                    ),
+                });
+            }
+        }
+        if !k.brokers.is_empty() && k.brokers.split(',').any(|b| !b.contains(':')) {
+            return Err(Error::Config {
+                key: "kafka.brokers".into(),
+                message: format!("{:?} is not HOST:PORT[,HOST:PORT...]", k.brokers),
+            });
+        }
+        let kafka_source = self
+            .source
+            .url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("kafka://"));
+        if k.produces() && k.brokers.is_empty() && !kafka_source {
+            return Err(Error::Config {
+                key: "kafka.brokers".into(),
+                message: "is required when kafka.alerts-topic or kafka.dead-letter-topic is \
+                          set and the source is not kafka:// (there are no source brokers to \
+                          use): set brokers = \"HOST:PORT\" in [kafka]"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` is a legal Kafka topic name: 1 to 249 of `[A-Za-z0-9._-]`, not `.`
+/// or `..`.
+fn is_topic_name(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 #[cfg(test)]
@@ -652,6 +729,42 @@ mod tests {
         c.metrics.stall_timeout = Duration::from_millis(10);
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("metrics.stall-timeout"), "{err}");
+    }
+
+    #[test]
+    fn topics_need_brokers_unless_the_source_is_kafka() {
+        let c: Config = toml::from_str(
+            "[source]\nurl = \"events.jsonl\"\n[kafka]\nalerts-topic = \"alerts\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.kafka.alerts_topic, "alerts");
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("kafka.brokers") && err.contains("required"),
+            "{err}"
+        );
+
+        let mut c = c;
+        c.kafka.brokers = "b1:9092,b2:9092".into();
+        c.validate().unwrap();
+        c.kafka.brokers = "b1".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("kafka.brokers"), "{err}");
+
+        let mut c = Config::default();
+        c.source.url = Some("kafka://b:9092/security".into());
+        c.kafka.dead_letter_topic = "security-dead-letters".into();
+        c.validate().unwrap();
+        assert!(c.kafka.produces());
+        c.kafka.dead_letter_topic = "dead letters".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("kafka.dead-letter-topic"), "{err}");
+
+        // Neither topic set: no brokers needed, whatever the source.
+        let mut c = Config::default();
+        c.source.url = Some("events.jsonl".into());
+        assert!(!c.kafka.produces());
+        c.validate().unwrap();
     }
 
     #[test]

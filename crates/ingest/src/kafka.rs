@@ -10,6 +10,12 @@
 //! archive already holds are dropped ([`KafkaSource::skip_through`]), so a redelivered
 //! record is never archived twice.
 //!
+//! **Broker outages.** Nothing here gives up on the broker: consume errors are logged
+//! and polling goes on (librdkafka reconnects by itself), and a group commit that fails
+//! is not an error either: its offsets are kept, merged with the next ones and
+//! committed again with backoff. A lost group commit costs nothing but re-reading: the
+//! archive's offsets make the re-read records skipped.
+//!
 //! Messages are expected to be keyed by `resource_id`, so that a resource's events stay
 //! on one partition (and its windows with them). Records are read in batches
 //! ([`KafkaBatch`]); `until_end` stops once every assigned partition has reached its
@@ -20,7 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -34,7 +40,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::{Error, Result};
 
@@ -119,12 +125,17 @@ pub struct KafkaBatch {
 /// Routes librdkafka's errors to the log, leaving out the end-of-partition events that
 /// `enable.partition.eof` turns on (they are how `--until-end` knows it is done), and
 /// notes each new assignment.
+/// It is the one owner of the state that librdkafka's callbacks and [`KafkaSource`]
+/// share (the source reaches it through its consumer).
 struct Context {
-    assigned: Arc<AtomicBool>,
+    /// Set when partitions were assigned; cleared by [`KafkaSource::take_assigned`].
+    assigned: AtomicBool,
     /// Partitions revoked since the batch in progress began.
-    revoked: Arc<Mutex<BTreeSet<i32>>>,
+    revoked: Mutex<BTreeSet<i32>>,
     /// Makes what was handed downstream durable; returns the offsets to commit.
-    on_revoke: Arc<Mutex<Option<RevokeHook>>>,
+    on_revoke: Mutex<Option<RevokeHook>>,
+    /// Offsets to commit to the group.
+    commits: Mutex<PendingCommits>,
     topic: String,
     /// Partitions of `topic` assigned to this member now.
     owned: Mutex<BTreeSet<i32>>,
@@ -143,6 +154,78 @@ impl ConsumerLag {
     /// Partition to lag, as last reported.
     pub fn snapshot(&self) -> BTreeMap<i32, i64> {
         self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+/// Shortest and longest pause before an external fault is tried again.
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// How often a run of consume errors is logged.
+const CONSUME_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// The pause before trying an external fault again after `failures` failures in a row:
+/// 200 ms, doubling each time, at most 10 s.
+pub fn backoff(failures: u32) -> Duration {
+    BACKOFF_MIN
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(BACKOFF_MAX)
+}
+
+/// Group commits not yet done: the offsets waiting, and when to try again.
+#[derive(Debug, Default)]
+struct PendingCommits {
+    /// Per partition, the next offset to read, waiting to be committed.
+    waiting: BTreeMap<i32, i64>,
+    /// Commits that failed in a row.
+    failures: u32,
+    /// No new attempt before this.
+    not_before: Option<Instant>,
+}
+
+impl PendingCommits {
+    /// Adds offsets to commit; a higher offset of a partition replaces a lower one.
+    fn merge(&mut self, next: impl IntoIterator<Item = (i32, i64)>) {
+        for (p, o) in next {
+            let e = self.waiting.entry(p).or_insert(o);
+            *e = (*e).max(o);
+        }
+    }
+
+    /// A commit of `offsets` failed: they wait again (under any newer ones), and the next
+    /// attempt waits a little longer.
+    fn failed(&mut self, offsets: BTreeMap<i32, i64>, error: &KafkaError) {
+        self.merge(offsets);
+        self.failures += 1;
+        let pause = backoff(self.failures);
+        self.not_before = Some(Instant::now() + pause);
+        warn!(
+            %error,
+            failures = self.failures,
+            retry_in_ms = pause.as_millis() as u64,
+            "cannot commit offsets to the consumer group; they are kept and committed again \
+             (the archive's offsets keep re-read records out)"
+        );
+    }
+
+    /// A commit succeeded.
+    fn succeeded(&mut self) {
+        if self.failures > 0 {
+            info!(
+                failures = self.failures,
+                "offsets committed to the consumer group again"
+            );
+        }
+        self.failures = 0;
+        self.not_before = None;
+    }
+
+    /// Takes the offsets to commit now: all that wait, unless the backoff runs.
+    fn take_due(&mut self) -> Option<BTreeMap<i32, i64>> {
+        if self.waiting.is_empty() || self.not_before.is_some_and(|t| Instant::now() < t) {
+            return None;
+        }
+        Some(std::mem::take(&mut self.waiting))
     }
 }
 
@@ -208,6 +291,11 @@ impl ConsumerContext for Context {
         if let Ok(mut r) = self.revoked.lock() {
             r.extend(parts.iter().copied());
         }
+        // Offsets still waiting for these partitions are not committed later, when the
+        // partitions may be another member's: the commit below covers them.
+        if let Ok(mut c) = self.commits.lock() {
+            c.waiting.retain(|p, _| !parts.contains(p));
+        }
         let hook = self.on_revoke.lock().ok().and_then(|h| h.clone());
         let Some(hook) = hook else { return };
         let next = hook(&parts);
@@ -246,14 +334,13 @@ pub struct KafkaSource {
     at_end: BTreeSet<i32>,
     batch_records: usize,
     skipped: u64,
-    /// Set when partitions were assigned; cleared by [`KafkaSource::take_assigned`].
-    assigned: Arc<AtomicBool>,
     /// A record received after an assignment, held back until the caller has brought
     /// the archived offsets up to date.
     held: Option<KafkaRecord>,
-    revoked: Arc<Mutex<BTreeSet<i32>>>,
-    on_revoke: Arc<Mutex<Option<RevokeHook>>>,
-    lag: ConsumerLag,
+    /// Consume errors since the last record.
+    consume_errors: u32,
+    /// When the last consume error was logged.
+    consume_warned_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -296,14 +383,12 @@ impl KafkaSource {
             config.set("statistics.interval.ms", "5000");
         }
         let lag = ConsumerLag::default();
-        let assigned = Arc::new(AtomicBool::new(false));
-        let revoked = Arc::new(Mutex::new(BTreeSet::new()));
-        let on_revoke = Arc::new(Mutex::new(None));
         let consumer: StreamConsumer<Context> = config
             .create_with_context(Context {
-                assigned: Arc::clone(&assigned),
-                revoked: Arc::clone(&revoked),
-                on_revoke: Arc::clone(&on_revoke),
+                assigned: AtomicBool::new(false),
+                revoked: Mutex::new(BTreeSet::new()),
+                on_revoke: Mutex::new(None),
+                commits: Mutex::new(PendingCommits::default()),
                 topic: location.topic.clone(),
                 owned: Mutex::new(BTreeSet::new()),
                 lag: lag.clone(),
@@ -321,17 +406,20 @@ impl KafkaSource {
             at_end: BTreeSet::new(),
             batch_records: batch_records.max(1),
             skipped: 0,
-            assigned,
             held: None,
-            revoked,
-            on_revoke,
-            lag,
+            consume_errors: 0,
+            consume_warned_at: None,
         })
+    }
+
+    /// The state shared with librdkafka's callbacks.
+    fn shared(&self) -> &Context {
+        self.consumer.context()
     }
 
     /// The consumer lag of each assigned partition, updated with librdkafka's statistics.
     pub fn consumer_lag(&self) -> ConsumerLag {
-        self.lag.clone()
+        self.shared().lag.clone()
     }
 
     /// The source's label.
@@ -352,7 +440,7 @@ impl KafkaSource {
 
     /// Sets (or with `None` removes) the hook run when partitions are revoked.
     pub fn set_revoke_hook(&self, hook: Option<RevokeHook>) {
-        if let Ok(mut h) = self.on_revoke.lock() {
+        if let Ok(mut h) = self.shared().on_revoke.lock() {
             *h = hook;
         }
     }
@@ -360,7 +448,7 @@ impl KafkaSource {
     /// Drops the records of partitions revoked meanwhile from `records`: they were not
     /// handed downstream, and the partition's next owner reads them.
     fn drop_revoked(&mut self, records: &mut Vec<KafkaRecord>) {
-        let revoked = match self.revoked.lock() {
+        let revoked = match self.shared().revoked.lock() {
             Ok(mut r) if !r.is_empty() => std::mem::take(&mut *r),
             _ => return,
         };
@@ -381,7 +469,7 @@ impl KafkaSource {
     /// archived records of them meanwhile: the caller re-reads the archive's offsets and
     /// passes them to [`KafkaSource::skip_through`] before the next batch.
     pub fn take_assigned(&self) -> bool {
-        self.assigned.swap(false, Ordering::SeqCst)
+        self.shared().assigned.swap(false, Ordering::SeqCst)
     }
 
     /// Records dropped because the archive held them.
@@ -419,6 +507,8 @@ impl KafkaSource {
     /// up to the batch size. Returns an empty batch when `linger` passes with nothing
     /// (so that the caller can look at [`KafkaSource::all_at_end`]).
     pub async fn next_batch(&mut self, linger: Duration) -> Result<KafkaBatch> {
+        // A group commit that failed is tried again once its backoff has passed.
+        self.commit_due()?;
         let mut records = Vec::new();
         if let Some(r) = self.held.take() {
             self.keep(r, &mut records);
@@ -433,13 +523,27 @@ impl KafkaSource {
                 }
                 Ok(Err(e)) => {
                     // The client reconnects and retries by itself (a broker restart, a
-                    // network cut): wait a little and ask again, never give up.
-                    tracing::warn!(error = %e, "kafka consume error; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    // network cut): keep polling, never give up. Polling is what serves
+                    // its callbacks (a lost assignment, commit results), so the pause is
+                    // short; the warning repeats only every CONSUME_WARN_EVERY.
+                    self.consume_errors += 1;
+                    if self
+                        .consume_warned_at
+                        .is_none_or(|t| t.elapsed() >= CONSUME_WARN_EVERY)
+                    {
+                        warn!(error = %e, errors = self.consume_errors, "kafka consume error; the client reconnects by itself, polling on");
+                        self.consume_warned_at = Some(Instant::now());
+                    }
+                    tokio::time::sleep(BACKOFF_MIN).await;
                     continue;
                 }
                 Ok(Ok(m)) => m,
             };
+            if self.consume_errors > 0 {
+                info!(errors = self.consume_errors, "consuming again after errors");
+                self.consume_errors = 0;
+                self.consume_warned_at = None;
+            }
             self.at_end.remove(&msg.partition());
             let record = KafkaRecord {
                 partition: msg.partition(),
@@ -448,7 +552,7 @@ impl KafkaSource {
                 key: msg.key().map(Arc::from),
                 payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
             };
-            if self.assigned.load(Ordering::SeqCst) {
+            if self.shared().assigned.load(Ordering::SeqCst) {
                 // A rebalance ran inside this poll: hold the record until the caller has
                 // re-read what the archive holds.
                 self.held = Some(record);
@@ -480,27 +584,195 @@ impl KafkaSource {
         }
     }
 
-    /// Commits `next` (partition, next offset to read) to the group, synchronously.
+    /// Commits `next` (partition, next offset to read) to the group, synchronously (off
+    /// the async workers). It never fails the source: when the broker refuses the commit
+    /// or cannot be reached, the offsets are kept, merged with later ones and committed
+    /// again after a backoff, from [`KafkaSource::next_batch`] or
+    /// [`KafkaSource::finish_commits`].
     pub fn commit(&self, next: &[(i32, i64)]) -> Result<()> {
-        if next.is_empty() {
-            return Ok(());
+        if let Ok(mut c) = self.shared().commits.lock() {
+            c.merge(next.iter().copied());
         }
+        self.commit_due()
+    }
+
+    /// Commits the waiting offsets unless their backoff runs (see [`KafkaSource::commit`]).
+    fn commit_due(&self) -> Result<()> {
+        let due = self
+            .shared()
+            .commits
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take_due());
+        match due {
+            Some(offsets) => self.commit_now(offsets).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// One synchronous commit of `offsets`; on failure they wait again with a backoff.
+    /// Whether it succeeded.
+    fn commit_now(&self, offsets: BTreeMap<i32, i64>) -> Result<bool> {
         let mut tpl = TopicPartitionList::new();
-        for (p, o) in next {
+        for (p, o) in &offsets {
             tpl.add_partition_offset(&self.location.topic, *p, Offset::Offset(*o))
                 .map_err(|e| kafka_err(&self.location, e))?;
         }
-        self.consumer
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| kafka_err(&self.location, e))?;
-        debug!(partitions = next.len(), "offsets committed to the group");
-        Ok(())
+        // librdkafka reports the outcome of a manual commit only to a synchronous caller;
+        // without a broker it returns once the request fails (at most socket.timeout.ms).
+        let result = tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync));
+        let Ok(mut c) = self.shared().commits.lock() else {
+            return Ok(false);
+        };
+        match result {
+            Ok(()) => {
+                debug!(partitions = offsets.len(), "offsets committed to the group");
+                c.succeeded();
+                Ok(true)
+            }
+            Err(e) => {
+                c.failed(offsets, &e);
+                Ok(false)
+            }
+        }
+    }
+
+    /// At the end of a run: commits every offset still waiting, trying again with
+    /// backoff for at most `within`. Offsets that cannot be committed by then are logged
+    /// and left: the archive holds their records, so the next run skips them when the
+    /// group hands them out again.
+    pub async fn finish_commits(&self, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let Some(offsets) = self
+                .shared()
+                .commits
+                .lock()
+                .ok()
+                .map(|mut c| std::mem::take(&mut c.waiting))
+                .filter(|o| !o.is_empty())
+            else {
+                return Ok(());
+            };
+            if self.commit_now(offsets)? {
+                return Ok(());
+            }
+            let pause = self
+                .shared()
+                .commits
+                .lock()
+                .map_or(BACKOFF_MAX, |c| backoff(c.failures));
+            if Instant::now() + pause > deadline {
+                warn!(
+                    "the last offsets were not committed to the consumer group; the archive holds their records, so the next run skips them"
+                );
+                return Ok(());
+            }
+            tokio::time::sleep(pause).await;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let pauses: Vec<u64> = (1..=9).map(|f| backoff(f).as_millis() as u64).collect();
+        assert_eq!(
+            pauses,
+            [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000]
+        );
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn failed_commits_keep_their_offsets_and_wait() {
+        let mut c = PendingCommits::default();
+        c.merge([(0, 10), (1, 5)]);
+        let first = c.take_due().unwrap();
+        assert_eq!(first, BTreeMap::from([(0, 10), (1, 5)]));
+        assert!(c.take_due().is_none(), "nothing waits");
+        // Newer offsets arrive while the commit fails: the failed ones wait under them.
+        c.merge([(0, 20)]);
+        c.failed(
+            first,
+            &KafkaError::ConsumerCommit(RDKafkaErrorCode::BrokerTransportFailure),
+        );
+        assert_eq!(c.waiting, BTreeMap::from([(0, 20), (1, 5)]));
+        assert!(c.take_due().is_none(), "still in its backoff");
+        c.not_before = Some(Instant::now());
+        assert_eq!(c.take_due().unwrap(), BTreeMap::from([(0, 20), (1, 5)]));
+        assert_eq!(c.failures, 1);
+        c.succeeded();
+        assert_eq!((c.failures, c.not_before), (0, None));
+    }
+
+    /// Against librdkafka's mock cluster: the broker refuses two commits in a row; the
+    /// offsets are kept and committed on the third try, while the source reads on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_group_commit_is_kept_and_made_again() {
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+        let mock = MockCluster::new(1).unwrap();
+        mock.create_topic("t", 1, 1).unwrap();
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", mock.bootstrap_servers())
+            .create()
+            .unwrap();
+        for i in 0..5 {
+            producer
+                .send(BaseRecord::to("t").key("k").payload(&i.to_string()))
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+        let location = KafkaLocation {
+            brokers: mock.bootstrap_servers(),
+            topic: "t".into(),
+            group: "g".into(),
+        };
+        let settings = BTreeMap::from([("session.timeout.ms".into(), "6000".into())]);
+        let mut source = KafkaSource::open(location, &settings, 100).unwrap();
+        let started = Instant::now();
+        let mut read = 0;
+        while read < 5 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "read {read} of 5"
+            );
+            read += source
+                .next_batch(Duration::from_millis(100))
+                .await
+                .unwrap()
+                .records
+                .len();
+        }
+
+        let refused = RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
+        mock.request_errors(RDKafkaApiKey::OffsetCommit, &[refused, refused]);
+        source.commit(&[(0, 5)]).unwrap();
+        let mut most_failures = 0;
+        loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "never committed"
+            );
+            source.next_batch(Duration::from_millis(50)).await.unwrap();
+            let c = source.shared().commits.lock().unwrap();
+            most_failures = most_failures.max(c.failures);
+            if c.waiting.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(most_failures, 2, "both refusals seen, then success");
+        let committed = source.consumer.committed(Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            committed.find_partition("t", 0).unwrap().offset(),
+            Offset::Offset(5)
+        );
+    }
 
     #[test]
     fn urls_name_brokers_topic_and_group() {

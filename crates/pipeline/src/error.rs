@@ -28,6 +28,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The producer of the alert and dead-letter topics could not be created (its
+    /// settings are wrong: delivery problems are retried, never an error).
+    #[error("cannot create the Kafka producer for {brokers}: {source}")]
+    Producer {
+        brokers: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+
     /// The open violations could not be read back from the archive.
     #[error("cannot restore open violations from the archive: {message}")]
     Restore { message: String },

@@ -20,6 +20,11 @@
 //! **Metrics.** Every stage records into one registry (`metrics.rs`); with `[metrics]
 //! addr` set, `run` serves it for Prometheus at `/metrics`, with `/healthz` beside it.
 //!
+//! **Topics.** With `[kafka] alerts-topic` or `dead-letter-topic`, alerts and dead
+//! letters also go to Kafka (the `topics` module): sent from the window stage, and
+//! delivered before every archive commit, so no source offset is committed past an
+//! undelivered one. The topics are at least once; the archive stays exactly once.
+//!
 //! **Compaction.** [`compact()`] rewrites the small files of hours that are over into few
 //! large sorted ones, one manifest per hour; `run` does it every `compact.interval` in
 //! the background (see [`mod@compact`]).
@@ -32,6 +37,7 @@ mod metrics;
 mod run;
 mod summary;
 mod task;
+mod topics;
 mod violations;
 mod window_stage;
 

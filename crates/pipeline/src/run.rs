@@ -181,6 +181,9 @@ pub(crate) async fn run_source(
     }
     metrics.engine_started(engine.as_ref());
     let alerts = AlertSink::open(&config.alerts.path)?;
+    // Alerts and dead letters to Kafka topics ([kafka] alerts-topic, dead-letter-topic).
+    let topics = crate::topics::TopicSink::open(config)?;
+    let sink_topics = topics.clone();
     // Every compact.interval, the small files of closed hours are rewritten.
     let compactor = crate::compact::start(&archive, config, Arc::clone(&options.clock));
     let idle_timeout = i64::try_from(config.window.idle_timeout.as_micros()).unwrap_or(i64::MAX);
@@ -353,6 +356,8 @@ pub(crate) async fn run_source(
                 while let Some(next) = commit_rx.recv().await {
                     source.commit(&next)?;
                 }
+                // Group commits that failed (a broker outage) get a last, bounded try.
+                source.finish_commits(Duration::from_secs(30)).await?;
                 if source.skipped() > 0 {
                     info!(
                         records = source.skipped(),
@@ -438,6 +443,7 @@ pub(crate) async fn run_source(
         metrics: metrics.clone(),
         engine,
         alerts,
+        topics,
         clock: Arc::clone(&options.clock),
         archive: archive.clone(),
         keys,
@@ -512,6 +518,10 @@ pub(crate) async fn run_source(
             // A commit point: every open file closes, and the files and window states
             // become one commit.
             if let Some(CommitRequest { states, flushes }) = commit {
+                // Topics first: no offset is committed past an undelivered alert.
+                if let Some(t) = &sink_topics {
+                    t.flush().await?;
+                }
                 let covered = committer.commit(&mut writers, states).await?;
                 for read_at in uncommitted.drain(..) {
                     durable.saturating_record(read_at.elapsed().as_micros() as u64);
@@ -531,6 +541,9 @@ pub(crate) async fn run_source(
         }
         // The window stage ends with a commit point; this only covers rows it sent
         // before failing.
+        if let Some(t) = &sink_topics {
+            t.flush().await?;
+        }
         let covered = committer.commit(&mut writers, Vec::new()).await?;
         if !covered.kafka.is_empty() {
             let _ = commit_tx.send(covered.next_offsets());

@@ -129,6 +129,9 @@ pub(crate) struct WindowStage {
     pub(crate) metrics: Metrics,
     pub(crate) engine: Option<WindowEngine>,
     pub(crate) alerts: AlertSink,
+    /// Alerts and dead letters to Kafka topics, when configured; the sink waits for their
+    /// delivery before each commit.
+    pub(crate) topics: Option<crate::topics::TopicSink>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) archive: Location,
     pub(crate) keys: StateKeys,
@@ -259,6 +262,11 @@ impl WindowStage {
                             out.extend(engine.process(p, &events).await?);
                         }
                     }
+                    // Dead letters to their topic (enqueued; the sink flushes before it
+                    // commits).
+                    if let Some(t) = &self.topics {
+                        t.send_dead_letters(&decoded.dead_letters)?;
+                    }
                     let tables = vec![
                         (schema::EVENTS, decoded.events),
                         (schema::DEAD_LETTERS, decoded.dead_letters),
@@ -328,6 +336,10 @@ impl WindowStage {
             }
         }
         ws.alerts += self.alerts.write(&out)?;
+        // Alerts to their topic too (enqueued; the sink flushes before it commits).
+        if let Some(t) = &self.topics {
+            t.send_alerts(&out);
+        }
         if !out.policy_hits.is_empty() || !out.violations.is_empty() {
             alert_latency.saturating_record(started.elapsed().as_micros() as u64);
         }

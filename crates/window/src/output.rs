@@ -245,7 +245,28 @@ fn rfc3339(micros: i64) -> Value {
     })
 }
 
+/// SHA-256 (hex) of `parts` written as one compact JSON array: the recipe of every
+/// `alert_id`, which a consumer can repeat from the alert's own fields.
+fn alert_id(parts: &Value) -> String {
+    rampart_core::ledger::sha256_hex(parts.to_string().as_bytes())
+}
+
 impl PolicyHit {
+    /// A stable id of this hit: the same rule, resource, window and category always give
+    /// the same id, so a consumer can drop a redelivered alert. It is the SHA-256 of the
+    /// compact JSON array `["policy_hit", rule_id, rule_version, resource_id,
+    /// window_start, category]`, with the values as in [`PolicyHit::alert`].
+    pub fn alert_id(&self) -> String {
+        alert_id(&json!([
+            "policy_hit",
+            self.rule_id,
+            self.rule_version,
+            self.resource_id,
+            rfc3339(self.window_start),
+            self.category,
+        ]))
+    }
+
     /// The alert for this hit: routed by workload owner, rule and action.
     pub fn alert(&self) -> Value {
         json!({
@@ -267,6 +288,21 @@ impl PolicyHit {
 }
 
 impl ViolationChange {
+    /// A stable id of this change (see [`PolicyHit::alert_id`]): the SHA-256 of the
+    /// compact JSON array `["violation", rule_id, rule_version, resource_id, state,
+    /// opened_at, changed_at]`, with the values as in [`ViolationChange::alert`].
+    pub fn alert_id(&self) -> String {
+        alert_id(&json!([
+            "violation",
+            self.rule_id,
+            self.rule_version,
+            self.resource_id,
+            self.state.as_str(),
+            rfc3339(self.opened_at),
+            rfc3339(self.changed_at),
+        ]))
+    }
+
     /// The alert for this change: routed by workload owner, rule and action.
     pub fn alert(&self) -> Value {
         json!({
@@ -284,5 +320,71 @@ impl ViolationChange {
             "opened_by": self.opened_by,
             "resolved_by": self.resolved_by,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: i64 = 1_793_491_500_000_000; // 2026-11-01T00:05:00Z
+
+    fn hit(category: Option<&str>) -> PolicyHit {
+        PolicyHit {
+            window_start: T,
+            window_end: T + 300_000_000,
+            resource_id: "vm-1".into(),
+            workload: Some("payments".into()),
+            rule_id: "attack_increase".into(),
+            rule_version: 2,
+            action: "notify_security_and_owner".into(),
+            category: category.map(str::to_string),
+            hit_count: 30,
+            prev_count: Some(12),
+            increase_pct: Some(150.0),
+        }
+    }
+
+    #[test]
+    fn alert_ids_follow_their_documented_recipe() {
+        // The recipe written out by hand, as a consumer would repeat it.
+        let text = r#"["policy_hit","attack_increase",2,"vm-1","2026-11-01T00:05:00Z","ddos"]"#;
+        assert_eq!(
+            hit(Some("ddos")).alert_id(),
+            rampart_core::ledger::sha256_hex(text.as_bytes())
+        );
+        // What identifies the hit changes the id; the counts do not.
+        let mut recount = hit(Some("ddos"));
+        recount.hit_count = 31;
+        assert_eq!(recount.alert_id(), hit(Some("ddos")).alert_id());
+        assert_ne!(
+            hit(Some("brute_force")).alert_id(),
+            hit(Some("ddos")).alert_id()
+        );
+        assert_ne!(hit(None).alert_id(), hit(Some("ddos")).alert_id());
+
+        let change = ViolationChange {
+            changed_at: T + 1_000_000,
+            resource_id: "st-1".into(),
+            workload: None,
+            rule_id: "unclassified_data".into(),
+            rule_version: 1,
+            action: "deny_external_access".into(),
+            state: ViolationState::Resolved,
+            opened_at: T,
+            resolved_at: Some(T + 1_000_000),
+            opened_by: "file:x.jsonl:1".into(),
+            resolved_by: Some("file:x.jsonl:2".into()),
+        };
+        let text = r#"["violation","unclassified_data",1,"st-1","resolved","2026-11-01T00:05:00Z","2026-11-01T00:05:01Z"]"#;
+        assert_eq!(
+            change.alert_id(),
+            rampart_core::ledger::sha256_hex(text.as_bytes())
+        );
+        let opened = ViolationChange {
+            state: ViolationState::Open,
+            ..change.clone()
+        };
+        assert_ne!(opened.alert_id(), change.alert_id());
     }
 }

@@ -50,6 +50,12 @@ fn bad_configuration_names_the_key_and_the_file() {
     );
     let err = config_error("[decode]\nmax-message-bytes = \"1 KiB\"\nbogus = 1\n");
     assert!(err.contains("bogus"), "{err}");
+    // A topic for alerts, a file source, and no brokers to send to.
+    let err = config_error("[kafka]\nalerts-topic = \"alerts\"\n");
+    assert!(
+        err.contains("kafka.brokers") && err.contains("required"),
+        "{err}"
+    );
 }
 
 #[test]

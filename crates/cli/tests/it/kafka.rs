@@ -1,6 +1,8 @@
 //! The Kafka source against the real Kafka-protocol broker that scripts/test.sh starts:
 //! every record archived exactly once with its coordinates, through restarts and kills.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::*;
@@ -402,4 +404,604 @@ fn two_members_of_one_group_share_the_topic_and_archive_every_record_once() {
         got == expected,
         "the members' window results differ from one instance's"
     );
+}
+
+/// One message read back from a topic.
+struct Consumed {
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    value: serde_json::Value,
+}
+
+/// Every message of `topic` from its start, read by assigning all its partitions (no
+/// group) until each is at its end.
+fn read_topic(brokers: &str, topic: &str) -> Vec<Consumed> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reader-{}", uuid_like()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(20))
+        .unwrap();
+    let partitions = metadata.topics()[0].partitions().len() as i32;
+    assert!(partitions > 0, "topic {topic} has no partitions");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut at_end = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    let started = Instant::now();
+    while (at_end.len() as i32) < partitions {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{topic}: not at the end of every partition within a minute"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            Some(Ok(m)) => {
+                at_end.remove(&m.partition());
+                let value = serde_json::from_slice(m.payload().unwrap_or_default())
+                    .unwrap_or_else(|e| panic!("{topic}: a message that is not JSON: {e}"));
+                out.push(Consumed {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// RFC 3339 as the alerts write it (UTC, `Z`, only the fraction digits needed).
+fn alert_time(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// The `alert_id` of every row of `policy_hits` and `violations`, with its resource,
+/// computed here by the recipe the README documents.
+fn expected_alerts(archive: &Path) -> BTreeMap<String, String> {
+    let text = |v: &serde_json::Value| serde_json::to_string(v).unwrap();
+    let mut ids = BTreeMap::new();
+    for h in query_json(
+        archive,
+        "SELECT rule_id, rule_version, resource_id, CAST(window_start AS BIGINT) AS ws, category \
+         FROM policy_hits",
+    ) {
+        let recipe = format!(
+            "[\"policy_hit\",{},{},{},{},{}]",
+            text(&h["rule_id"]),
+            h["rule_version"],
+            text(&h["resource_id"]),
+            text(&alert_time(h["ws"].as_i64().unwrap()).into()),
+            text(&h["category"]),
+        );
+        let resource = h["resource_id"].as_str().unwrap().to_string();
+        assert!(ids.insert(sha256(recipe.as_bytes()), resource).is_none());
+    }
+    for v in query_json(
+        archive,
+        "SELECT rule_id, rule_version, resource_id, state, CAST(opened_at AS BIGINT) AS o, \
+                CAST(changed_at AS BIGINT) AS c FROM violations",
+    ) {
+        let recipe = format!(
+            "[\"violation\",{},{},{},{},{},{}]",
+            text(&v["rule_id"]),
+            v["rule_version"],
+            text(&v["resource_id"]),
+            text(&v["state"]),
+            text(&alert_time(v["o"].as_i64().unwrap()).into()),
+            text(&alert_time(v["c"].as_i64().unwrap()).into()),
+        );
+        let resource = v["resource_id"].as_str().unwrap().to_string();
+        assert!(ids.insert(sha256(recipe.as_bytes()), resource).is_none());
+    }
+    ids
+}
+
+/// Checks the alerts read from the topic against the archive's `policy_hits` and
+/// `violations`: keyed by resource, every expected `alert_id` there (repeats allowed),
+/// none other. Returns how many repeats there were.
+fn check_alert_topic(alerts: &[Consumed], archive: &Path) -> usize {
+    let expected = expected_alerts(archive);
+    assert!(!expected.is_empty(), "the run produced no alerts to check");
+    let mut seen = BTreeMap::new();
+    for a in alerts {
+        let resource = a.value["resource_id"].as_str().unwrap();
+        assert_eq!(
+            a.key.as_deref().map(String::from_utf8_lossy).as_deref(),
+            Some(resource),
+            "an alert not keyed by its resource: {}",
+            a.value
+        );
+        let id = a.value["alert_id"].as_str().unwrap().to_string();
+        *seen.entry(id).or_insert(0usize) += 1;
+    }
+    let expected_ids: std::collections::BTreeSet<&String> = expected.keys().collect();
+    let seen_ids: std::collections::BTreeSet<&String> = seen.keys().collect();
+    assert_eq!(
+        (
+            expected_ids.difference(&seen_ids).count(),
+            seen_ids.difference(&expected_ids).count()
+        ),
+        (0, 0),
+        "(alerts of the archive not in the topic, alerts in the topic not in the archive), \
+         of {} alerts",
+        expected.len()
+    );
+    alerts.len() - seen.len()
+}
+
+/// The generator's ground truth: the malformed messages as (SHA-256 of the payload,
+/// reason) → (payload length, the keys they were produced with).
+type MalformedTruth = BTreeMap<(String, String), (usize, Vec<String>)>;
+
+fn malformed_truth(n: u64, seed: u64) -> MalformedTruth {
+    let mut truth = MalformedTruth::new();
+    for m in rampart_gen::Generator::new(small(n, seed)).unwrap() {
+        if let rampart_gen::MessageKind::Bad(reason) = m.kind {
+            truth
+                .entry((sha256(&m.payload), reason.as_str().to_string()))
+                .or_insert_with(|| (m.payload.len(), Vec::new()))
+                .1
+                .push(m.key);
+        }
+    }
+    truth
+}
+
+/// Checks the dead letters read from the topic against the generator's truth and the
+/// archive's `dead_letters`: each source record once (repeats allowed), with its
+/// coordinates, reason and raw bytes (or, when too large to carry, their SHA-256 and
+/// length), keyed by the resource its payload names, else by the key it was produced
+/// with. Returns how many repeats there were.
+fn check_dead_letter_topic(
+    dead: &[Consumed],
+    archive: &Path,
+    source_topic: &str,
+    truth: &MalformedTruth,
+) -> usize {
+    use base64::Engine;
+    let archived: BTreeMap<(i64, i64), (String, String)> = query_json(
+        archive,
+        "SELECT kafka_partition AS p, kafka_offset AS o, reason_code AS r, \
+                encode(sha256(raw), 'hex') AS h FROM dead_letters",
+    )
+    .into_iter()
+    .map(|r| {
+        (
+            (r["p"].as_i64().unwrap(), r["o"].as_i64().unwrap()),
+            (
+                r["r"].as_str().unwrap().to_string(),
+                r["h"].as_str().unwrap().to_string(),
+            ),
+        )
+    })
+    .collect();
+    let mut seen: BTreeMap<(i64, i64), (String, String)> = BTreeMap::new();
+    for d in dead {
+        let v = &d.value;
+        assert_eq!(v["type"], "dead_letter");
+        assert_eq!(v["kafka_topic"], source_topic);
+        let at = (
+            v["kafka_partition"].as_i64().unwrap(),
+            v["kafka_offset"].as_i64().unwrap(),
+        );
+        let (reason, hash) = archived
+            .get(&at)
+            .unwrap_or_else(|| panic!("a dead letter the archive does not hold: {v}"));
+        assert_eq!(v["reason_code"], reason.as_str());
+        assert_eq!(v["raw_sha256"], hash.as_str());
+        let (len, keys) = truth
+            .get(&(hash.clone(), reason.clone()))
+            .unwrap_or_else(|| panic!("a dead letter the generator did not make: {v}"));
+        assert_eq!(v["raw_bytes"].as_u64(), Some(*len as u64));
+        if v["raw_omitted"] == true {
+            assert_eq!(v["raw"], serde_json::Value::Null);
+        } else {
+            let text = v["raw"].as_str().unwrap();
+            let raw = if v["raw_base64"] == true {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .unwrap()
+            } else {
+                text.as_bytes().to_vec()
+            };
+            assert_eq!(&sha256(&raw), hash, "raw bytes changed on the way: {v}");
+        }
+        let key = String::from_utf8(d.key.clone().unwrap_or_default()).unwrap();
+        let named = v["resource_id"].as_str();
+        assert!(
+            named.is_some_and(|r| r == key) || (named.is_none() && keys.contains(&key)),
+            "dead letter keyed {key:?}, expected its resource or one of {keys:?}: {v}"
+        );
+        seen.insert(at, (hash.clone(), reason.clone()));
+    }
+    assert_eq!(
+        seen.len(),
+        archived.len(),
+        "every dead letter of the archive in the topic"
+    );
+    // And against the generator: the same malformed messages, as many of each.
+    let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for k in seen.into_values() {
+        *counts.entry(k).or_default() += 1;
+    }
+    let truth_counts: BTreeMap<(String, String), usize> = truth
+        .iter()
+        .map(|(k, (_, keys))| (k.clone(), keys.len()))
+        .collect();
+    assert_eq!(
+        counts, truth_counts,
+        "the malformed messages the generator made"
+    );
+    dead.len() - archived.len()
+}
+
+/// `run_kafka` with the window stage on and both topics set.
+fn run_with_topics(
+    brokers: &str,
+    topic: &str,
+    archive: &Path,
+    alerts: &str,
+    dead: &str,
+) -> Command {
+    let mut c = run_kafka(brokers, topic, archive);
+    c.env("RAMPART_RULES__ENABLED", "true")
+        .env("RAMPART_KAFKA__ALERTS_TOPIC", alerts)
+        .env("RAMPART_KAFKA__DEAD_LETTER_TOPIC", dead);
+    c
+}
+
+#[test]
+fn alerts_and_dead_letters_reach_their_topics_keyed_by_resource() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let topic = create_topic(&brokers, 4);
+    let (alerts_topic, dead_topic) = (create_topic(&brokers, 3), create_topic(&brokers, 2));
+    produce(&brokers, &topic, 40_000, 84);
+    let archive = dir.path().join("archive");
+    let alerts_file = dir.path().join("alerts.jsonl");
+    ok_within(
+        run_with_topics(&brokers, &topic, &archive, &alerts_topic, &dead_topic)
+            .arg("--until-end")
+            .arg("--alerts")
+            .arg(&alerts_file),
+        120,
+    );
+
+    let alerts = read_topic(&brokers, &alerts_topic);
+    assert_eq!(
+        check_alert_topic(&alerts, &archive),
+        0,
+        "no outage, no repeats"
+    );
+    // The value is the alerts file's line plus its alert_id, message for line.
+    let mut from_topic: Vec<String> = alerts
+        .iter()
+        .map(|a| {
+            let mut v = a.value.clone();
+            v.as_object_mut().unwrap().remove("alert_id");
+            v.to_string()
+        })
+        .collect();
+    let mut from_file: Vec<String> = std::fs::read_to_string(&alerts_file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    from_topic.sort();
+    from_file.sort();
+    assert_eq!(from_topic, from_file);
+    // Keyed by resource: one resource's alerts all on one partition.
+    let mut partition_of = BTreeMap::new();
+    for a in &alerts {
+        let p = *partition_of.entry(a.key.clone()).or_insert(a.partition);
+        assert_eq!(p, a.partition, "one resource, one partition");
+    }
+
+    let dead = read_topic(&brokers, &dead_topic);
+    let truth = malformed_truth(40_000, 84);
+    assert_eq!(
+        check_dead_letter_topic(&dead, &archive, &topic, &truth),
+        0,
+        "no outage, no repeats"
+    );
+    let omitted = dead
+        .iter()
+        .filter(|d| d.value["raw_omitted"] == true)
+        .count();
+    let too_large = dead
+        .iter()
+        .filter(|d| d.value["reason_code"] == "too_large")
+        .count();
+    assert!(too_large > 0, "the stream has too_large dead letters");
+    assert_eq!(
+        omitted, too_large,
+        "only messages over 1 MB leave their raw bytes out"
+    );
+    assert!(
+        dead.iter().any(|d| d.value["raw_base64"] == true),
+        "the stream has non-UTF-8 dead letters"
+    );
+    // Offsets in the topic follow the order in which dead letters were sent.
+    assert!(
+        dead.windows(2)
+            .all(|w| w[0].partition != w[1].partition || w[0].offset < w[1].offset)
+    );
+}
+
+/// A broker of the test's own, started from `RAMPART_TEST_TANSU` with its data on the S3
+/// server (see `scripts/services.sh`), so that it can be killed and started again on the
+/// same port with its topics, records and group offsets intact.
+struct DurableBroker {
+    bin: String,
+    endpoint: String,
+    bucket: String,
+    /// Its own namespace in the bucket.
+    cluster: String,
+    port: u16,
+    log: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl DurableBroker {
+    /// `None` when the services are not there (refused when they are required).
+    fn new(dir: &Path) -> Option<Self> {
+        let var = |k: &str| std::env::var(k).ok();
+        let (Some(bin), Some(endpoint), Some(bucket)) = (
+            var("RAMPART_TEST_TANSU"),
+            var("RAMPART_TEST_S3_ENDPOINT"),
+            var("RAMPART_TEST_S3_BUCKET"),
+        ) else {
+            assert!(
+                std::env::var_os("RAMPART_REQUIRE_SERVICES").is_none(),
+                "RAMPART_REQUIRE_SERVICES is set but RAMPART_TEST_TANSU or the S3 server is \
+                 not: run scripts/test.sh"
+            );
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Some(Self {
+            bin,
+            endpoint,
+            bucket,
+            cluster: format!("outage-{}", uuid_like()),
+            port,
+            log: dir.join("broker.log"),
+            child: None,
+        })
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again) on its port and waits until it listens.
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let url = format!("tcp://{}", self.address());
+        self.child = Some(
+            Command::new(&self.bin)
+                .args(["broker", "--listener-url", &url])
+                .args(["--advertised-listener-url", &url])
+                .args(["--storage-engine", &format!("s3://{}/", self.bucket)])
+                .args(["--cluster-id", &self.cluster])
+                .env("AWS_ENDPOINT", &self.endpoint)
+                .env("AWS_ALLOW_HTTP", "true")
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        let started = Instant::now();
+        while std::net::TcpStream::connect(self.address()).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the broker did not listen on {} within 20 s:\n{}",
+                self.address(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no goodbye to its clients.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for DurableBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn a_broker_outage_mid_run_is_waited_out_and_loses_nothing() {
+    const EVENTS: u64 = 150_000;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut broker) = DurableBroker::new(dir.path()) else {
+        return;
+    };
+    broker.start();
+    let brokers = broker.address();
+    let topic = create_topic(&brokers, 4);
+    let (alerts_topic, dead_topic) = (create_topic(&brokers, 2), create_topic(&brokers, 2));
+    produce(&brokers, &topic, EVENTS, 85);
+    let truth = malformed_truth(EVENTS, 85);
+    let malformed: usize = truth.values().map(|(_, keys)| keys.len()).sum();
+
+    let archive = dir.path().join("archive");
+    let log_path = dir.path().join("run.log");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let mut run = run_with_topics(&brokers, &topic, &archive, &alerts_topic, &dead_topic)
+        .arg("--until-end")
+        .env("RAMPART_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let manifests =
+        || std::fs::read_dir(archive.join("_rampart/manifests")).map_or(0, |d| d.count());
+    let started = Instant::now();
+    while manifests() < 1 && started.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let still_running = |run: &mut std::process::Child, when: &str| {
+        let ended = run.try_wait().unwrap();
+        assert!(ended.is_none(), "the run ended {when}:\n{}", log());
+    };
+    still_running(
+        &mut run,
+        "before the broker went down: make the input larger",
+    );
+    // The broker goes down mid-run, for about nine seconds: longer than the group's
+    // session timeout (6 s), so the run also loses its partitions and joins again.
+    broker.kill();
+    std::thread::sleep(Duration::from_secs(9));
+    still_running(&mut run, "during the outage");
+    broker.start();
+    let restarted = Instant::now();
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if restarted.elapsed() > Duration::from_secs(180) {
+            run.kill().unwrap();
+            run.wait().unwrap();
+            panic!(
+                "the run did not finish within 3 minutes of the broker's return:\n{}",
+                log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let resumed_in = restarted.elapsed();
+    assert!(status.success(), "the run failed ({status}):\n{}", log());
+    assert!(
+        log().contains("kafka consume error"),
+        "the run never noticed the outage:\n{}",
+        log()
+    );
+
+    // The archive: every record once, as events or dead letters.
+    assert_eq!(
+        coverage(&archive, &topic),
+        (EVENTS, EVENTS, 0),
+        "every record once"
+    );
+    let dead_rows = query_json(&archive, "SELECT count(*) AS n FROM dead_letters");
+    assert_eq!(dead_rows[0]["n"].as_u64(), Some(malformed as u64));
+
+    // The topics: every alert and dead letter at least once, repeats allowed.
+    let alerts = read_topic(&brokers, &alerts_topic);
+    let alert_repeats = check_alert_topic(&alerts, &archive);
+    let dead = read_topic(&brokers, &dead_topic);
+    let dead_repeats = check_dead_letter_topic(&dead, &archive, &topic, &truth);
+    assert!(
+        dead.iter().any(|d| d.value["raw_omitted"] == true),
+        "the stream has messages over 1 MB"
+    );
+    eprintln!(
+        "outage: {} alerts ({alert_repeats} repeats), {} dead letters ({dead_repeats} repeats), \
+         run finished {:.1} s after the broker's return",
+        alerts.len(),
+        dead.len(),
+        resumed_in.as_secs_f64()
+    );
+}
+
+#[test]
+fn a_file_source_sends_alerts_and_dead_letters_to_the_brokers_it_is_given() {
+    use base64::Engine;
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (alerts_topic, dead_topic) = (create_topic(&brokers, 2), create_topic(&brokers, 1));
+    let source = dir.path().join("events.jsonl");
+    let not_utf8: &[u8] = b"{\"resource_id\":\"vm-8\",\"x\":\"\xff\"}";
+    let mut input = br#"{"ts":"2026-11-01T00:00:10Z","resource_id":"nsg-1","resource_type":"network","category":"network_access","policy_allowed":false}
+{"ts":"2026-11-01T00:00:20Z","resource_id":"vm-7","category":"malware"}
+"#
+    .to_vec();
+    input.extend_from_slice(not_utf8);
+    input.push(b'\n');
+    std::fs::write(&source, &input).unwrap();
+    let archive = dir.path().join("archive");
+    ok(rampart()
+        .env("RAMPART_KAFKA__BROKERS", &brokers)
+        .env("RAMPART_KAFKA__ALERTS_TOPIC", &alerts_topic)
+        .env("RAMPART_KAFKA__DEAD_LETTER_TOPIC", &dead_topic)
+        .arg("run")
+        .arg("--source")
+        .arg(&source)
+        .arg("--archive")
+        .arg(&archive));
+
+    let alerts = read_topic(&brokers, &alerts_topic);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].key.as_deref(), Some(&b"nsg-1"[..]));
+    assert_eq!(alerts[0].value["rule_id"], "network_vulnerability");
+    assert_eq!(alerts[0].value["window_start"], "2026-11-01T00:00:00Z");
+
+    let mut dead = read_topic(&brokers, &dead_topic);
+    dead.sort_by_key(|d| d.value["source_line"].as_u64());
+    assert_eq!(dead.len(), 2);
+    let (missing, bad_bytes) = (&dead[0], &dead[1]);
+    assert_eq!(missing.key.as_deref(), Some(&b"vm-7"[..]));
+    assert_eq!(missing.value["reason_code"], "missing_field");
+    assert_eq!(missing.value["source_line"], 2);
+    assert_eq!(
+        missing.value["source_file"].as_str(),
+        Some(source.to_str().unwrap())
+    );
+    assert_eq!(missing.value["kafka_topic"], serde_json::Value::Null);
+    // Not UTF-8: no resource can be read from it, and a file line has no Kafka key.
+    assert_eq!(bad_bytes.key, None);
+    assert_eq!(bad_bytes.value["reason_code"], "not_utf8");
+    assert_eq!(bad_bytes.value["source_line"], 3);
+    assert_eq!(bad_bytes.value["raw_base64"], true);
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(bad_bytes.value["raw"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(raw, not_utf8);
 }
