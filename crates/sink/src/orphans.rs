@@ -210,6 +210,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_uncommitted_report_is_an_orphan_and_a_committed_one_is_not() {
+        use rampart_core::ledger::{FileEntry, LiveFile};
+        let dir = tempfile::tempdir().unwrap();
+        let loc =
+            rampart_core::store::open(dir.path().to_str().unwrap(), Vec::<(String, String)>::new())
+                .unwrap();
+        let (kept, left) = (
+            "reports/period=2026-10/report-a.html",
+            "reports/period=2026-10/report-b.html",
+        );
+        for p in [kept, left] {
+            let file = dir.path().join(p);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, b"<p>report</p>").unwrap();
+        }
+        let mut state = State {
+            head: Some((1, "h".into())),
+            ..State::default()
+        };
+        let entry = FileEntry::new(
+            rampart_core::layout::REPORTS,
+            kept.into(),
+            0,
+            0,
+            13,
+            String::new(),
+            Duration::ZERO,
+        );
+        state
+            .live
+            .insert(kept.into(), LiveFile { entry, added_by: 1 });
+        let removed = remove_orphans(&loc, &state, Duration::ZERO, i64::MAX / 2)
+            .await
+            .unwrap();
+        let paths: Vec<&str> = removed.iter().map(|o| o.path.as_str()).collect();
+        assert_eq!(paths, [left]);
+        assert!(dir.path().join(kept).exists());
+    }
+
+    #[tokio::test]
     async fn window_states_other_than_the_latest_are_orphans() {
         use rampart_core::ledger::{StateFile, state_path};
         let dir = tempfile::tempdir().unwrap();

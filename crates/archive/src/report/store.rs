@@ -115,3 +115,100 @@ async fn put_new(
         retention,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Archive;
+    use crate::holds::place_hold;
+    use crate::report::{Period, build};
+    use crate::retention::plan_retention;
+    use crate::verify::verify_archive;
+    use rampart_core::ManualClock;
+    use rampart_core::layout::MICROS_PER_HOUR;
+
+    /// 2026-11-05T10:30:00Z
+    const NOW: i64 = 1_793_874_600_000_000;
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    #[tokio::test]
+    async fn a_stored_report_is_committed_verified_and_kept_for_its_own_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc =
+            rampart_core::store::open(dir.path().to_str().unwrap(), Vec::<(String, String)>::new())
+                .unwrap();
+        let clock = ManualClock::new(NOW);
+        // An empty archive still makes a report: every count is zero.
+        let archive = Archive::open(loc.clone()).await.unwrap();
+        let period = Period::month("2026-11").unwrap();
+        let report = build(&archive, &period, &clock).await.unwrap();
+        assert_eq!(report.totals.events, 0);
+        assert_eq!(report.totals.adherence_pct, None);
+        assert!(!report.period.complete);
+        assert_eq!(report.period.covered_until, "2026-11-05T10:30:00.000000Z");
+        assert_eq!(report.daily.len(), 5, "November 1 to 5");
+        let html = report.to_html();
+        let json = report.to_json().unwrap();
+
+        let stored = store(&loc, &report, html.as_bytes(), &json, DAY, &clock)
+            .await
+            .unwrap();
+        assert!(
+            stored
+                .html_path
+                .starts_with("reports/period=2026-11/report-20261105T103000Z-"),
+            "{}",
+            stored.html_path
+        );
+        assert_eq!(
+            stored.json_path.strip_suffix(".json"),
+            stored.html_path.strip_suffix(".html")
+        );
+        let ledger = Ledger::load(&loc).await.unwrap();
+        let files: Vec<_> = ledger.state().files_of(REPORTS).collect();
+        assert_eq!(files.len(), 2);
+        for f in &files {
+            assert_eq!(f.added_by, stored.manifest_sequence);
+            assert_eq!((f.entry.rows, f.entry.retention.as_str()), (0, "1d"));
+            // Kept from the end of the hour it was made in.
+            assert_eq!(f.entry.retain_until, "2026-11-06T11:00:00.000000Z");
+        }
+        let on_disk = std::fs::read(dir.path().join(&stored.html_path)).unwrap();
+        assert_eq!(sha256_hex(&on_disk), stored.html_sha256);
+        assert_eq!(on_disk, html.as_bytes());
+
+        let verified = verify_archive(&loc, NOW, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert!(verified.is_intact(), "{verified}");
+
+        // Retention: a hold keeps rows, and a report has none: it goes at the end of
+        // its own period, and like any file is kept when that period is below the floor.
+        place_hold(
+            &archive,
+            "h",
+            "true",
+            Some(vec!["access_log".into()]),
+            None,
+            &clock,
+        )
+        .await
+        .unwrap();
+        let ledger = Ledger::load(&loc).await.unwrap();
+        let until = NOW - NOW % MICROS_PER_HOUR + MICROS_PER_HOUR + 86_400_000_000;
+        let floor = Duration::from_secs(365 * 86_400);
+        let plan = plan_retention(&loc, ledger.state(), until - 1, floor, true)
+            .await
+            .unwrap();
+        assert!(plan.expired.is_empty());
+        let plan = plan_retention(&loc, ledger.state(), until, floor, true)
+            .await
+            .unwrap();
+        assert_eq!(plan.expired.len(), 2);
+        assert!(plan.held.is_empty());
+        let plan = plan_retention(&loc, ledger.state(), until, floor, false)
+            .await
+            .unwrap();
+        assert_eq!((plan.expired.len(), plan.below_floor.len()), (0, 2));
+    }
+}
