@@ -8,7 +8,7 @@
 //! dead letters by reason, adherence per workload and a per-day series. [`Report::to_json`]
 //! and [`Report::to_html`] render it; the HTML is one self-contained file (inline CSS and
 //! SVG charts, no script, no external asset, every string from the data escaped).
-//! [`store`] commits both into the archive under `reports/period=<period>/`, with one
+//! [`store()`] commits both into the archive under `reports/period=<period>/`, with one
 //! manifest, so that the chain vouches for what was reported.
 //!
 //! Times are UTC. The report covers `[start, end)` of the period; a period that has not

@@ -14,6 +14,7 @@ use rampart_core::Clock;
 use rampart_core::layout::{REPORTS, hour_bucket};
 use rampart_core::ledger::{Action, Change, FileEntry, Ledger, sha256_hex};
 use rampart_core::store::Location;
+use tracing::instrument;
 
 use super::{Report, ReportError};
 
@@ -47,6 +48,7 @@ fn stem(report: &Report) -> String {
 
 /// Writes `html` and `json` (the renderings of `report`) into the archive at
 /// `location` and commits them with one manifest, kept for `retention`.
+#[instrument(skip_all, fields(period = %report.period.label))]
 pub async fn store(
     location: &Location,
     report: &Report,
