@@ -1,4 +1,4 @@
-//! The access log: every `query` and `export` appends a record (time, user, statement,
+//! The access log: every `query`, `export` and `report` appends a record (time, user, statement,
 //! rows returned, outcome) to the archive's `access_log` table, through the same commit
 //! protocol as the data, so the chain covers it.
 //!
@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
 use arrow::record_batch::RecordBatch;
-use object_store::{PutMode, PutOptions, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -31,6 +30,8 @@ pub enum AccessKind {
     Query,
     /// `rampart export`.
     Export,
+    /// `rampart report`.
+    Report,
 }
 
 impl AccessKind {
@@ -38,6 +39,7 @@ impl AccessKind {
         match self {
             AccessKind::Query => "query",
             AccessKind::Export => "export",
+            AccessKind::Report => "report",
         }
     }
 }
@@ -116,13 +118,8 @@ pub async fn log_access(
         ledger::sha256_hex(&bytes),
         retention,
     );
-    let options = PutOptions {
-        mode: PutMode::Create,
-        ..PutOptions::default()
-    };
     location
-        .store
-        .put_opts(&location.child(&path), PutPayload::from(bytes), options)
+        .create(&path, bytes)
         .await
         .map_err(|e| Error::Access {
             message: format!("cannot write {path}: {e}"),

@@ -25,6 +25,7 @@ pub mod holds;
 mod query;
 mod readonly;
 pub mod reconstruct;
+pub mod report;
 pub mod retention;
 mod table;
 pub mod verify;

@@ -11,10 +11,11 @@
 //! - the replay: nothing is removed that is not in the archive, nothing added twice, holds
 //!   placed and released in order;
 //! - the data: every file in the archive is stored with the size and SHA-256 its manifest
-//!   records (streamed, never loaded whole) and the row count its Parquet footer gives;
-//! - extras: objects in the tables' folders that are not in the archive. Those younger
-//!   than the grace period may belong to a writer that has not committed yet, and those a
-//!   manifest removed await cleanup: both are notes, not problems.
+//!   records (streamed, never loaded whole) and, for Parquet, the row count its footer
+//!   gives (stored reports are HTML and JSON: size and SHA-256 only);
+//! - extras: objects in the tables' folders and `reports/` that are not in the archive.
+//!   Those younger than the grace period may belong to a writer that has not committed
+//!   yet, and those a manifest removed await cleanup: both are notes, not problems.
 //!
 //! Nothing is written: verification never changes the evidence it checks.
 
@@ -27,12 +28,11 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use parquet::arrow::async_reader::MetadataFetch;
 use parquet::file::metadata::ParquetMetaDataReader;
-use rampart_core::layout::DATA_FILE_EXTENSION;
+use rampart_core::layout::{DATA_FILE_EXTENSION, committed_folders};
 use rampart_core::ledger::{
     self, Action, Committed, FileEntry, MANIFEST_DIR, manifest_path, parse_manifest,
     read_manifests, sha256_hex,
 };
-use rampart_core::schema;
 use rampart_core::store::Location;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -772,7 +772,7 @@ impl MetadataFetch for RangeFetch<'_> {
     }
 }
 
-/// Reports objects in the tables' folders that are not in the archive.
+/// Reports objects in the tables' folders and `reports/` that are not in the archive.
 async fn check_extras(
     location: &Location,
     replay: &Replay,
@@ -782,14 +782,14 @@ async fn check_extras(
 ) -> Result<()> {
     let grace_micros = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
     let root = location.prefix.as_ref().trim_end_matches('/');
-    for table in schema::tables() {
+    for folder in committed_folders() {
         let listed: Vec<object_store::ObjectMeta> = location
             .store
-            .list(Some(&location.child(table.name())))
+            .list(Some(&location.child(folder)))
             .try_collect()
             .await
             .map_err(|source| Error::Store {
-                path: format!("{}/", table.name()),
+                path: format!("{folder}/"),
                 source,
             })?;
         let mut extras: Vec<(String, object_store::ObjectMeta)> = listed

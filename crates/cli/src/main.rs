@@ -6,6 +6,7 @@ mod cmd_export;
 mod cmd_gen;
 mod cmd_hold;
 mod cmd_query;
+mod cmd_report;
 mod cmd_retention;
 mod cmd_rules;
 mod cmd_run;
@@ -28,6 +29,7 @@ Examples:
   rampart hold add case-17 --where \"resource_id = 'vm-17'\" --reason \"litigation 17\"
   rampart retention apply --dry-run
   rampart compact --older-than 2h
+  rampart report --month 2026-10
 
 Logs go to stderr; set RAMPART_LOG (e.g. RAMPART_LOG=debug) to change the level.")]
 struct Cli {
@@ -55,6 +57,7 @@ enum Command {
     Compact(cmd_compact::CompactArgs),
     Verify(cmd_verify::VerifyArgs),
     Export(cmd_export::ExportArgs),
+    Report(cmd_report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
             Command::Compact(args) => cmd_compact::run(args).await,
             Command::Verify(args) => cmd_verify::run(args).await,
             Command::Export(args) => cmd_export::run(args).await,
+            Command::Report(args) => cmd_report::run(args).await,
         }
     });
     match result {

@@ -226,9 +226,13 @@ pub struct RetentionConfig {
     /// Violation changes (default 7 years).
     #[serde(with = "humantime_serde")]
     pub violations: Duration,
-    /// The access log of queries and exports (default 7 years).
+    /// The access log of queries, exports and reports (default 7 years).
     #[serde(with = "humantime_serde")]
     pub access_log: Duration,
+    /// Audit reports stored by `rampart report`, counted from the end of the hour they
+    /// were made in (default 7 years).
+    #[serde(with = "humantime_serde")]
+    pub reports: Duration,
     /// No period may be shorter than this unless `--allow-short-retention` is given.
     #[serde(with = "humantime_serde")]
     pub floor: Duration,
@@ -246,6 +250,7 @@ impl Default for RetentionConfig {
             policy_hits: days(7 * 365 + 2),
             violations: days(7 * 365 + 2),
             access_log: days(7 * 365 + 2),
+            reports: days(7 * 365 + 2),
             floor: days(365),
         }
     }
@@ -263,7 +268,8 @@ pub fn format_period(d: Duration) -> String {
 }
 
 impl RetentionConfig {
-    /// The retention period of `table`; `None` for a table this config does not know.
+    /// The retention period of `table` (or of the stored reports,
+    /// [`crate::layout::REPORTS`]); `None` for a table this config does not know.
     pub fn period(&self, table: &str) -> Option<Duration> {
         Some(match table {
             crate::schema::EVENTS => self.events,
@@ -272,6 +278,7 @@ impl RetentionConfig {
             crate::schema::POLICY_HITS => self.policy_hits,
             crate::schema::VIOLATIONS => self.violations,
             crate::schema::ACCESS_LOG => self.access_log,
+            crate::layout::REPORTS => self.reports,
             _ => return None,
         })
     }
@@ -282,8 +289,7 @@ impl RetentionConfig {
         if allow_short {
             return Ok(());
         }
-        for table in crate::schema::tables() {
-            let name = table.name();
+        for name in crate::layout::committed_folders() {
             let Some(period) = self.period(name) else {
                 continue;
             };
@@ -650,6 +656,20 @@ mod tests {
             debug.contains("SASL_SSL") && debug.contains("sasl.password"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn reports_have_a_retention_period_checked_against_the_floor() {
+        let mut r = RetentionConfig::default();
+        assert_eq!(
+            r.period(crate::layout::REPORTS),
+            Some(Duration::from_secs(2557 * DAY))
+        );
+        r.check_floor(false).unwrap();
+        r.reports = Duration::from_secs(30 * DAY);
+        let err = r.check_floor(false).unwrap_err().to_string();
+        assert!(err.contains("retention.reports"), "{err}");
+        r.check_floor(true).unwrap();
     }
 
     #[test]

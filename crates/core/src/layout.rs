@@ -17,6 +17,21 @@ pub const MICROS_PER_HOUR: i64 = 3_600_000_000;
 /// Extension of every data file.
 pub const DATA_FILE_EXTENSION: &str = ".parquet";
 
+/// Folder of the stored audit reports (`reports/period=2026-10/report-<time>.html` and
+/// `.json`), and the `table` their manifest entries name. Not a queryable table: the
+/// files are HTML and JSON, committed like data files so that the chain covers them.
+pub const REPORTS: &str = "reports";
+
+/// Every top-level folder whose files the manifests list: the tables' and
+/// [`REPORTS`]. A file in one of them that no manifest lists is not part of the archive.
+pub fn committed_folders() -> Vec<&'static str> {
+    crate::schema::tables()
+        .iter()
+        .map(crate::schema::TableDef::name)
+        .chain([REPORTS])
+        .collect()
+}
+
 /// The hive partition columns, outermost first, with the type readers give them.
 pub fn partition_columns() -> Vec<(String, DataType)> {
     vec![

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -990,20 +990,7 @@ impl Ledger {
             bytes.push(b'\n');
             let sha256 = sha256_hex(&bytes);
             let path = manifest_path(sequence);
-            let options = PutOptions {
-                mode: PutMode::Create,
-                ..PutOptions::default()
-            };
-            match self
-                .location
-                .store
-                .put_opts(
-                    &self.location.child(&path),
-                    PutPayload::from(bytes),
-                    options,
-                )
-                .await
-            {
+            match self.location.create(&path, bytes).await {
                 Ok(_) => {
                     let committed = Committed { manifest, sha256 };
                     self.state.apply(&committed);

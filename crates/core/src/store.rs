@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, PutResult};
 use url::Url;
 
 use crate::{Error, Result};
@@ -44,6 +44,23 @@ impl Location {
             p = p.join(part);
         }
         p
+    }
+
+    /// Creates the object `relative` with `bytes`, never overwriting: if it exists, the
+    /// store answers `AlreadyExists` (on S3, `If-None-Match: *`). Every archive file and
+    /// manifest is written this way, at a name no other writer picks.
+    pub async fn create(
+        &self,
+        relative: &str,
+        bytes: impl Into<PutPayload>,
+    ) -> object_store::Result<PutResult> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        self.store
+            .put_opts(&self.child(relative), bytes.into(), options)
+            .await
     }
 
     /// The URL of the store's root (`file:///`, `s3://bucket`), for registering the store

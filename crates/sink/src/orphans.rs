@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
+use rampart_core::layout::committed_folders;
 use rampart_core::ledger::State;
-use rampart_core::schema;
 use rampart_core::store::Location;
 use tracing::info;
 
@@ -23,8 +23,8 @@ pub struct Orphan {
     pub age_micros: i64,
 }
 
-/// Every object under the tables' folders that `state` does not list as live, and every
-/// window-state file that is not a partition's latest.
+/// Every object under the tables' folders and `reports/` that `state` does not list as
+/// live, and every window-state file that is not a partition's latest.
 pub async fn find_orphans(location: &Location, state: &State, now: i64) -> Result<Vec<Orphan>> {
     let root = location.prefix.as_ref().trim_end_matches('/');
     let mut out = Vec::new();
@@ -33,10 +33,8 @@ pub async fn find_orphans(location: &Location, state: &State, now: i64) -> Resul
         .values()
         .map(|f| f.path.as_str())
         .collect();
-    let tables = schema::tables();
-    let folders = tables
-        .iter()
-        .map(|t| t.name())
+    let folders = committed_folders()
+        .into_iter()
         .chain([rampart_core::ledger::STATE_DIR]);
     for folder in folders {
         let dir = location.child(folder);
@@ -78,9 +76,9 @@ fn local_staging_files(location: &Location, now: i64) -> Vec<Orphan> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    let mut stack: Vec<std::path::PathBuf> = schema::tables()
-        .iter()
-        .map(|t| root.join(t.name()))
+    let mut stack: Vec<std::path::PathBuf> = committed_folders()
+        .into_iter()
+        .map(|folder| root.join(folder))
         .collect();
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -209,6 +207,46 @@ mod tests {
             .unwrap();
         assert_eq!(removed.len(), 1);
         assert!(!file.exists());
+    }
+
+    #[tokio::test]
+    async fn an_uncommitted_report_is_an_orphan_and_a_committed_one_is_not() {
+        use rampart_core::ledger::{FileEntry, LiveFile};
+        let dir = tempfile::tempdir().unwrap();
+        let loc =
+            rampart_core::store::open(dir.path().to_str().unwrap(), Vec::<(String, String)>::new())
+                .unwrap();
+        let (kept, left) = (
+            "reports/period=2026-10/report-a.html",
+            "reports/period=2026-10/report-b.html",
+        );
+        for p in [kept, left] {
+            let file = dir.path().join(p);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, b"<p>report</p>").unwrap();
+        }
+        let mut state = State {
+            head: Some((1, "h".into())),
+            ..State::default()
+        };
+        let entry = FileEntry::new(
+            rampart_core::layout::REPORTS,
+            kept.into(),
+            0,
+            0,
+            13,
+            String::new(),
+            Duration::ZERO,
+        );
+        state
+            .live
+            .insert(kept.into(), LiveFile { entry, added_by: 1 });
+        let removed = remove_orphans(&loc, &state, Duration::ZERO, i64::MAX / 2)
+            .await
+            .unwrap();
+        let paths: Vec<&str> = removed.iter().map(|o| o.path.as_str()).collect();
+        assert_eq!(paths, [left]);
+        assert!(dir.path().join(kept).exists());
     }
 
     #[tokio::test]

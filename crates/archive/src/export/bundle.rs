@@ -17,8 +17,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use parquet::arrow::async_writer::AsyncFileWriter;
 use rampart_core::store::Location;
 use sha2::{Digest, Sha256};
@@ -180,17 +180,8 @@ impl Bundle {
                 file.sync_all().await.map_err(io)?;
             }
             Self::Store(location) => {
-                let options = PutOptions {
-                    mode: PutMode::Create,
-                    ..PutOptions::default()
-                };
                 location
-                    .store
-                    .put_opts(
-                        &location.child(&parts.join("/")),
-                        PutPayload::from(bytes),
-                        options,
-                    )
+                    .create(&parts.join("/"), bytes)
                     .await
                     .map_err(|source| ExportError::Store {
                         path: relative.to_string(),

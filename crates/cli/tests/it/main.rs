@@ -12,6 +12,7 @@ mod metrics;
 mod pipeline;
 mod query;
 mod reconstruct;
+mod report;
 mod rules;
 mod verify;
 mod windows;
