@@ -365,12 +365,16 @@ impl Default for SinkConfig {
 pub struct PipelineConfig {
     /// Batches each queue between two stages holds before the upstream stage waits.
     pub channel_capacity: usize,
+    /// How often a long run logs a one-line progress summary; `0s` turns it off.
+    #[serde(with = "humantime_serde")]
+    pub progress_interval: Duration,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             channel_capacity: 8,
+            progress_interval: Duration::from_secs(30),
         }
     }
 }

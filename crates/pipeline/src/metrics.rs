@@ -179,6 +179,8 @@ struct Inner {
     health: Health,
     messages_read: Counter,
     dead_letters: Family<Label, Counter>,
+    /// All dead letters, for the progress line (not exported: the family has them).
+    dead_total: Counter,
     rows_written: Family<Label, Counter>,
     rows_committed: Family<Label, Counter>,
     late_events: Counter,
@@ -310,6 +312,17 @@ impl Inner {
     }
 }
 
+/// What the periodic progress line of a long run reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ProgressCounts {
+    pub(crate) messages: u64,
+    pub(crate) dead_letters: u64,
+    pub(crate) late: u64,
+    pub(crate) commits: u64,
+    /// Records of the assigned partitions not yet committed to the group (Kafka).
+    pub(crate) consumer_lag: Option<i64>,
+}
+
 /// The listening endpoint; dropping it stops serving.
 pub(crate) struct Endpoint {
     _task: SpawnedTask<()>,
@@ -326,6 +339,7 @@ impl Metrics {
             health: Health::new(stall_timeout),
             messages_read: Counter::default(),
             dead_letters: Family::default(),
+            dead_total: Counter::default(),
             rows_written: Family::default(),
             rows_committed: Family::default(),
             late_events: Counter::default(),
@@ -377,6 +391,7 @@ impl Metrics {
         for code in reason_codes {
             *by_reason.entry(code).or_default() += 1;
         }
+        i.dead_total.inc_by(reason_codes.len() as u64);
         for (code, n) in by_reason {
             i.dead_letters
                 .get_or_create(&label("reason", code))
@@ -486,6 +501,25 @@ impl Metrics {
     pub(crate) fn watch_consumer_lag(&self, topic: &str, lag: ConsumerLag) {
         if let Ok(mut k) = self.0.kafka.lock() {
             *k = Some((topic.to_string(), lag));
+        }
+    }
+
+    /// The counts the periodic progress line reports.
+    pub(crate) fn progress(&self) -> ProgressCounts {
+        let i = &self.0;
+        let consumer_lag = i
+            .kafka
+            .lock()
+            .ok()
+            .and_then(|k| k.as_ref().map(|(_, lag)| lag.snapshot()))
+            .filter(|lag| !lag.is_empty())
+            .map(|lag| lag.values().sum());
+        ProgressCounts {
+            messages: i.messages_read.get(),
+            dead_letters: i.dead_total.get(),
+            late: i.late_events.get(),
+            commits: i.commits.get(),
+            consumer_lag,
         }
     }
 

@@ -197,6 +197,13 @@ pub(crate) async fn run_source(
         "pipeline starting"
     );
 
+    // On a long run, a one-line summary every pipeline.progress-interval.
+    let _progress = (!config.pipeline.progress_interval.is_zero()).then(|| {
+        SpawnedTask::spawn(
+            "progress",
+            log_progress(metrics.clone(), config.pipeline.progress_interval),
+        )
+    });
     let capacity = config.pipeline.channel_capacity;
     let (raw_tx, mut raw_rx) = mpsc::channel::<(RawChunk, Instant)>(capacity);
     // Offsets the archive made durable, back to the Kafka source to commit to the group.
@@ -598,6 +605,28 @@ pub(crate) async fn run_source(
         "pipeline finished"
     );
     Ok(summary)
+}
+
+/// Logs what the run has done every `every`, with the rate since the last line.
+async fn log_progress(metrics: Metrics, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await; // the first tick is immediate
+    let mut last = (Instant::now(), metrics.progress().messages);
+    loop {
+        tick.tick().await;
+        let p = metrics.progress();
+        let rate = (p.messages - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-9);
+        last = (Instant::now(), p.messages);
+        info!(
+            messages = p.messages,
+            events_per_sec = rate.round() as u64,
+            dead_letters = p.dead_letters,
+            late = p.late,
+            commits = p.commits,
+            consumer_lag = p.consumer_lag,
+            "progress"
+        );
+    }
 }
 
 /// SHA-256 of line 1 of the file at `path` (without its line end), read through at most

@@ -394,3 +394,48 @@ fn kafka_consumer_lag_per_partition_shows_the_records_not_yet_archived_then_zero
     assert_eq!(behind.values().sum::<f64>(), 5_000.0);
     assert_eq!(before_commit, behind, "lag before the first commit");
 }
+
+#[test]
+fn a_long_run_logs_a_progress_line_with_what_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(
+        dir.path(),
+        "in.jsonl",
+        rampart_gen::GenConfig {
+            bad_rate: 0.01,
+            ..stream(5_000, 96)
+        },
+    );
+    let mut child = rampart()
+        .env("RAMPART_LOG", "info")
+        .env("RAMPART_PIPELINE__PROGRESS_INTERVAL", "1s")
+        .args(["run", "--log-format", "json", "--source", "-", "--archive"])
+        .arg(dir.path().join("archive"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&std::fs::read(&g.path).unwrap()).unwrap();
+    stdin.flush().unwrap();
+    // Stdin stays open: the run goes on, and logs its progress every second.
+    std::thread::sleep(Duration::from_millis(3500));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8(out.stderr).unwrap();
+    let progress: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "progress")
+        .collect();
+    assert!(progress.len() >= 2, "progress lines:\n{log}");
+    let last = &progress[progress.len() - 1]["fields"];
+    assert_eq!(last["messages"].as_u64(), Some(g.stats.total()), "{last}");
+    assert_eq!(
+        last["dead_letters"].as_u64(),
+        Some(g.stats.bad_total()),
+        "{last}"
+    );
+}
