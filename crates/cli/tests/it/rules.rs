@@ -293,3 +293,62 @@ fn an_operator_adds_a_rule_by_dropping_a_file() {
     }
     assert_eq!(actual, expected);
 }
+
+/// The fenced blocks of `text` whose info string is `lang`, in order.
+fn fenced<'a>(text: &'a str, lang: &str) -> Vec<&'a str> {
+    let open = format!("```{lang}\n");
+    text.split(open.as_str())
+        .skip(1)
+        .filter_map(|rest| rest.split("\n```").next())
+        .collect()
+}
+
+#[test]
+fn the_worked_example_in_docs_rules_md_gives_the_hits_it_shows() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/rules.md")).unwrap();
+    let (rule, input, expected) = (
+        fenced(&doc, "sql")[0],
+        fenced(&doc, "jsonl")[0],
+        fenced(&doc, "text")[0],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let rules = copy_of_shipped_rules(dir.path());
+    std::fs::write(rules.join("failed_admin_auth.sql"), rule).unwrap();
+    ok(rampart().args(["rules", "check"]).arg(&rules));
+    let source = dir.path().join("admin-auth.jsonl");
+    std::fs::write(&source, format!("{input}\n")).unwrap();
+    let archive = dir.path().join("rules-demo");
+    ok(rampart()
+        .arg("run")
+        .arg("--source")
+        .arg(&source)
+        .arg("--archive")
+        .arg(&archive)
+        .arg("--rules-dir")
+        .arg(&rules)
+        .arg("--until-end"));
+    let rows = query_json(
+        &archive,
+        "SELECT CAST(window_start AS BIGINT) AS ws, resource_id, workload, hit_count, action \
+         FROM policy_hits WHERE rule_id = 'failed_admin_auth' ORDER BY window_start, resource_id",
+    );
+    let got: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let ws = chrono::DateTime::from_timestamp_micros(r["ws"].as_i64().unwrap()).unwrap();
+            format!(
+                "{} {} {} {} {}",
+                ws.format("%Y-%m-%dT%H:%M:%SZ"),
+                r["resource_id"].as_str().unwrap(),
+                r["workload"].as_str().unwrap(),
+                r["hit_count"],
+                r["action"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let expected: Vec<&str> = expected.lines().collect();
+    assert_eq!(
+        got, expected,
+        "docs/rules.md shows other hits than the run gives"
+    );
+}
