@@ -218,6 +218,8 @@ impl WindowStage {
                     for a in list {
                         self.assign(a, &mut progress).await;
                     }
+                    // Restored partitions bring their open violations.
+                    self.metrics.engine_started(self.engine.as_ref());
                 }
                 Staged::Control(Control::Flush { revoked, reply }) => {
                     let sent = self.commit_point(&mut progress, vec![reply], &tx).await?;
@@ -228,6 +230,8 @@ impl WindowStage {
                         progress.positions.remove(&p);
                         progress.last_input.remove(&p);
                     }
+                    // The revoked partitions' open violations went with them.
+                    self.metrics.engine_started(self.engine.as_ref());
                     if !sent {
                         break;
                     }
