@@ -1,0 +1,556 @@
+//! Schema presets: Elastic Common Schema and OCSF field paths mapped onto the event
+//! contract (`[input] preset`).
+//!
+//! A preset is data: one table per schema ([`ECS`], [`OCSF`]) from each contract field
+//! to the source paths it is read from, first present one wins, and how the value is
+//! converted. A message is parsed into a JSON value, the contract object is built from
+//! the table, and that object goes through the native checks of [`crate::decode`], so
+//! the contract's rules (types, RFC 3339, port range, required fields) are the same for
+//! every preset. A failure names the source path as well as the contract field.
+//!
+//! Nothing is lost: a value copied verbatim into a contract column is taken out of the
+//! message, and everything that is left (fields outside the mapping, and the source
+//! values that were converted, such as OCSF `time` or `status`) is kept in `extra`.
+//!
+//! Paths are dotted (`destination.port`), with `[n]` for an array element
+//! (`resources[0].uid`). ECS documents are often flattened (`"event.action": "x"`):
+//! a dotted key is found as well as nested objects.
+//!
+//! With the `native` preset none of this runs: the decoder parses the message directly.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, SecondsFormat};
+use rampart_core::DeadLetterReason;
+use rampart_core::config::Preset;
+use rampart_core::schema::events as col;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::decode::{Event, Rejection, object_text, parse};
+
+/// How a source value becomes the contract field's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conversion {
+    /// Copied as it is (and taken out of `extra`).
+    Verbatim,
+    /// An integer of milliseconds since the epoch, rendered as RFC 3339 UTC.
+    EpochMillis,
+    /// A string, lowercased (OCSF captions such as `Success`, `Confidential`).
+    Lowercase,
+    /// An OCSF severity caption, lowercased, with `Informational` as `info`.
+    OcsfSeverity,
+}
+
+/// One contract field and where a schema carries it.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldMapping {
+    /// The contract field.
+    pub field: &'static str,
+    /// Source paths, tried in order; the first present and not null is used.
+    pub paths: &'static [&'static str],
+    /// How its value is converted.
+    pub conversion: Conversion,
+}
+
+const fn map(field: &'static str, paths: &'static [&'static str]) -> FieldMapping {
+    FieldMapping {
+        field,
+        paths,
+        conversion: Conversion::Verbatim,
+    }
+}
+
+const fn conv(
+    field: &'static str,
+    paths: &'static [&'static str],
+    conversion: Conversion,
+) -> FieldMapping {
+    FieldMapping {
+        field,
+        paths,
+        conversion,
+    }
+}
+
+/// Elastic Common Schema. What ECS has no field for (the contract's resource type,
+/// category-independent severity, data classification, patch state, network policy) is
+/// read from the custom field set `rampart.*`; the owning workload from `labels.workload`.
+pub const ECS: &[FieldMapping] = &[
+    map(col::TS, &["@timestamp"]),
+    map(col::RESOURCE_ID, &["cloud.instance.id", "host.id"]),
+    map(col::RESOURCE_TYPE, &["rampart.resource_type"]),
+    map(col::CATEGORY, &["event.action"]),
+    map(col::WORKLOAD, &["labels.workload"]),
+    map(col::OUTCOME, &["event.outcome"]),
+    map(col::SEVERITY, &["rampart.severity"]),
+    map(col::SRC_IP, &["source.ip"]),
+    map(col::DST_IP, &["destination.ip"]),
+    map(col::DST_PORT, &["destination.port"]),
+    map(col::PROTOCOL, &["network.transport"]),
+    map(col::USER, &["user.name"]),
+    map(col::CLASSIFICATION, &["rampart.classification"]),
+    map(col::VULN_ID, &["vulnerability.id"]),
+    map(col::PATCHED, &["rampart.patched"]),
+    map(col::POLICY_ALLOWED, &["rampart.policy_allowed"]),
+    map(col::MESSAGE, &["message"]),
+];
+
+/// Open Cybersecurity Schema Framework. The resource is the first of `resources`; what
+/// OCSF has no attribute for (the contract's category, patch state, network policy) is
+/// read from `unmapped`, OCSF's place for source-specific attributes.
+pub const OCSF: &[FieldMapping] = &[
+    conv(col::TS, &["time"], Conversion::EpochMillis),
+    map(col::RESOURCE_ID, &["resources[0].uid"]),
+    map(col::RESOURCE_TYPE, &["resources[0].type"]),
+    map(col::CATEGORY, &["unmapped.category"]),
+    map(col::WORKLOAD, &["resources[0].group.name"]),
+    conv(col::OUTCOME, &["status"], Conversion::Lowercase),
+    conv(col::SEVERITY, &["severity"], Conversion::OcsfSeverity),
+    map(col::SRC_IP, &["src_endpoint.ip"]),
+    map(col::DST_IP, &["dst_endpoint.ip"]),
+    map(col::DST_PORT, &["dst_endpoint.port"]),
+    map(col::PROTOCOL, &["connection_info.protocol_name"]),
+    map(col::USER, &["actor.user.name"]),
+    conv(
+        col::CLASSIFICATION,
+        &["resources[0].data_classification.classification"],
+        Conversion::Lowercase,
+    ),
+    map(col::VULN_ID, &["vulnerabilities[0].cve.uid"]),
+    map(col::PATCHED, &["unmapped.patched"]),
+    map(col::POLICY_ALLOWED, &["unmapped.policy_allowed"]),
+    map(col::MESSAGE, &["message"]),
+];
+
+/// The table of a preset; `None` for `native`, which maps nothing.
+pub fn table(preset: Preset) -> Option<&'static [FieldMapping]> {
+    match preset {
+        Preset::Native => None,
+        Preset::Ecs => Some(ECS),
+        Preset::Ocsf => Some(OCSF),
+    }
+}
+
+/// A message mapped onto the contract: the contract object as JSON text, and what is
+/// left of the message.
+#[derive(Debug)]
+pub(crate) struct Mapped {
+    preset: Preset,
+    table: &'static [FieldMapping],
+    contract: String,
+    extra: Option<String>,
+}
+
+impl Mapped {
+    /// Maps `message` by the table of `preset` (not `native`).
+    pub(crate) fn new(
+        message: &[u8],
+        max_message_bytes: usize,
+        preset: Preset,
+        table: &'static [FieldMapping],
+    ) -> Result<Self, Rejection> {
+        let text = object_text(message, max_message_bytes)?;
+        let Strict(mut source) = serde_json::from_str(text).map_err(|e| {
+            let reason = if e.to_string().starts_with(DUPLICATE) {
+                DeadLetterReason::DuplicateField
+            } else {
+                DeadLetterReason::NotJson
+            };
+            Rejection::new(reason, format!("not JSON: {e}"))
+        })?;
+        let mut contract = Map::new();
+        for m in table {
+            let Some((path, parts)) = m.paths.iter().find_map(|p| {
+                let parts = parse_path(p);
+                get(&source, &parts)
+                    .is_some_and(|v| !v.is_null())
+                    .then_some((*p, parts))
+            }) else {
+                continue;
+            };
+            let value = match m.conversion {
+                Conversion::Verbatim => take(&mut source, &parts),
+                c => get(&source, &parts)
+                    .map(|v| convert(v, c, preset, path, m.field))
+                    .transpose()?,
+            };
+            if let Some(value) = value {
+                contract.insert(m.field.to_string(), value);
+            }
+        }
+        let extra = match &source {
+            Value::Object(o) if o.is_empty() => None,
+            v => Some(v.to_string()),
+        };
+        Ok(Self {
+            preset,
+            table,
+            contract: Value::Object(contract).to_string(),
+            extra,
+        })
+    }
+
+    /// The contract checks over the mapped object; a failure names the source paths of
+    /// the field it is about.
+    pub(crate) fn event(&self) -> Result<Event<'_>, Rejection> {
+        match parse(self.contract.as_bytes(), usize::MAX) {
+            Ok(mut event) => {
+                event.extra = self.extra.clone();
+                Ok(event)
+            }
+            Err(mut r) => {
+                if let Some(m) = self
+                    .table
+                    .iter()
+                    .find(|m| r.message.contains(&format!("`{}`", m.field)))
+                {
+                    let _ = write!(r.message, " (from {} ", self.preset);
+                    for (i, p) in m.paths.iter().enumerate() {
+                        let sep = if i == 0 { "" } else { " or " };
+                        let _ = write!(r.message, "{sep}`{p}`");
+                    }
+                    r.message.push(')');
+                }
+                Err(r)
+            }
+        }
+    }
+}
+
+fn convert(
+    value: &Value,
+    conversion: Conversion,
+    preset: Preset,
+    path: &str,
+    field: &str,
+) -> Result<Value, Rejection> {
+    Ok(match (conversion, value) {
+        (Conversion::Verbatim, v) => v.clone(),
+        (Conversion::EpochMillis, v) => {
+            let ms = v.as_i64().filter(|_| !v.is_f64()).ok_or_else(|| {
+                Rejection::new(
+                    DeadLetterReason::WrongType,
+                    format!(
+                        "{preset} field `{path}` (for `{field}`) must be an integer of milliseconds since the epoch, got {}",
+                        type_name(v)
+                    ),
+                )
+            })?;
+            let t = DateTime::from_timestamp_millis(ms).ok_or_else(|| {
+                Rejection::new(
+                    DeadLetterReason::InvalidValue,
+                    format!(
+                        "{preset} field `{path}` (for `{field}`) is {ms}, not a representable time"
+                    ),
+                )
+            })?;
+            Value::String(t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        }
+        (Conversion::Lowercase, Value::String(s)) => Value::String(s.to_lowercase()),
+        (Conversion::OcsfSeverity, Value::String(s)) => {
+            let s = s.to_lowercase();
+            Value::String(if s == "informational" {
+                "info".into()
+            } else {
+                s
+            })
+        }
+        // Not a string: the contract check reports the wrong type with the path.
+        (Conversion::Lowercase | Conversion::OcsfSeverity, v) => v.clone(),
+    })
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// One step of a path: an object key, optionally followed by an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Part<'a> {
+    key: &'a str,
+    index: Option<usize>,
+}
+
+fn parse_path(path: &str) -> Vec<Part<'_>> {
+    path.split('.')
+        .map(|seg| match seg.split_once('[') {
+            Some((key, rest)) => Part {
+                key,
+                index: rest.trim_end_matches(']').parse().ok(),
+            },
+            None => Part {
+                key: seg,
+                index: None,
+            },
+        })
+        .collect()
+}
+
+/// The keys under which `parts` may be found in one object: `a`, then `a.b`, ... (ECS
+/// documents may flatten any prefix of a path into one dotted key). A part with an
+/// index ends the candidates.
+fn candidates<'p>(parts: &'p [Part<'p>]) -> impl Iterator<Item = (String, usize)> + 'p {
+    let mut key = String::new();
+    let mut done = false;
+    parts.iter().enumerate().map_while(move |(i, p)| {
+        if done {
+            return None;
+        }
+        if i > 0 {
+            key.push('.');
+        }
+        key.push_str(p.key);
+        done = p.index.is_some();
+        Some((key.clone(), i + 1))
+    })
+}
+
+fn get<'v>(value: &'v Value, parts: &[Part<'_>]) -> Option<&'v Value> {
+    if parts.is_empty() {
+        return Some(value);
+    }
+    let obj = value.as_object()?;
+    candidates(parts).find_map(|(key, used)| {
+        let mut v = obj.get(&key)?;
+        if let Some(i) = parts[used - 1].index {
+            v = v.as_array()?.get(i)?;
+        }
+        get(v, &parts[used..])
+    })
+}
+
+/// Removes the value at `parts`, and the objects it leaves empty (array elements stay,
+/// so that the positions of the others do not move).
+fn take(value: &mut Value, parts: &[Part<'_>]) -> Option<Value> {
+    let obj = value.as_object_mut()?;
+    for (key, used) in candidates(parts) {
+        let rest = &parts[used..];
+        let taken = match (parts[used - 1].index, rest.is_empty()) {
+            (None, true) => obj.remove(&key),
+            (None, false) => {
+                let Some(child) = obj.get_mut(&key) else {
+                    continue;
+                };
+                let taken = take(child, rest);
+                if taken.is_some() && child.as_object().is_some_and(Map::is_empty) {
+                    obj.remove(&key);
+                }
+                taken
+            }
+            (Some(_), true) => None,
+            (Some(i), false) => obj
+                .get_mut(&key)
+                .and_then(Value::as_array_mut)
+                .and_then(|a| a.get_mut(i))
+                .and_then(|el| take(el, rest)),
+        };
+        if taken.is_some() {
+            return taken;
+        }
+    }
+    None
+}
+
+const DUPLICATE: &str = "duplicate field";
+
+/// A JSON value that refuses an object with a key twice, at any depth (a map would keep
+/// only the last, and the archive must not lose the other).
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Strict, E> {
+        Ok(Strict(Value::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Strict, E> {
+        Ok(Strict(Value::String(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Strict, E> {
+        Ok(Strict(Value::String(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Strict, E> {
+        Ok(Strict(Value::Null))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Strict(Value::Array(out)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(v) = map.next_value()?;
+            if out.contains_key(&key) {
+                return Err(de::Error::custom(format!("{DUPLICATE} `{key}`")));
+            }
+            out.insert(key, v);
+        }
+        Ok(Strict(Value::Object(out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapped(preset: Preset, msg: &str) -> Result<Mapped, Rejection> {
+        Mapped::new(msg.as_bytes(), 1 << 20, preset, table(preset).unwrap())
+    }
+
+    #[test]
+    fn every_table_maps_each_contract_field_once() {
+        let mut fields: Vec<&str> = rampart_core::schema::OPTIONAL_STRING_FIELDS.to_vec();
+        fields.extend([
+            col::TS,
+            col::RESOURCE_ID,
+            col::RESOURCE_TYPE,
+            col::CATEGORY,
+            col::DST_PORT,
+            col::PATCHED,
+            col::POLICY_ALLOWED,
+        ]);
+        fields.sort_unstable();
+        for t in [ECS, OCSF] {
+            let mut mapped: Vec<&str> = t.iter().map(|m| m.field).collect();
+            mapped.sort_unstable();
+            assert_eq!(mapped, fields);
+        }
+    }
+
+    #[test]
+    fn nested_and_flattened_ecs_paths_give_the_same_event() {
+        let nested = r#"{"@timestamp":"2026-11-28T09:41:07.123Z","cloud":{"instance":{"id":"vm-1"},"provider":"azure"},"rampart":{"resource_type":"vm"},"event":{"action":"malware","kind":"alert"},"destination":{"port":22}}"#;
+        let flat = r#"{"@timestamp":"2026-11-28T09:41:07.123Z","cloud.instance.id":"vm-1","cloud.provider":"azure","rampart.resource_type":"vm","event.action":"malware","event":{"kind":"alert"},"destination.port":22}"#;
+        let a = mapped(Preset::Ecs, nested).unwrap();
+        let b = mapped(Preset::Ecs, flat).unwrap();
+        let (a, b) = (a.event().unwrap(), b.event().unwrap());
+        assert_eq!(a.resource_id, "vm-1");
+        assert_eq!(a.dst_port, Some(22));
+        assert_eq!(
+            (&a.resource_id, &a.category, a.dst_port),
+            (&b.resource_id, &b.category, b.dst_port)
+        );
+        // What is not mapped stays, and what is mapped verbatim leaves.
+        assert_eq!(
+            a.extra.as_deref(),
+            Some(r#"{"cloud":{"provider":"azure"},"event":{"kind":"alert"}}"#)
+        );
+        assert_eq!(
+            b.extra.as_deref(),
+            Some(r#"{"cloud.provider":"azure","event":{"kind":"alert"}}"#)
+        );
+    }
+
+    #[test]
+    fn a_fallback_path_is_used_when_the_first_is_absent() {
+        let m = r#"{"@timestamp":"2026-11-28T09:41:07Z","host":{"id":"h-9"},"rampart":{"resource_type":"vm"},"event":{"action":"auth"}}"#;
+        let m = mapped(Preset::Ecs, m).unwrap();
+        assert_eq!(m.event().unwrap().resource_id, "h-9");
+    }
+
+    #[test]
+    fn ocsf_time_and_captions_are_converted_and_kept() {
+        let m = r#"{"time":1795858867123,"class_uid":2004,"status":"Failure","severity":"Informational","resources":[{"uid":"sa-1","type":"storage","data_classification":{"classification":"Confidential"}}],"unmapped":{"category":"data_access"}}"#;
+        let m = mapped(Preset::Ocsf, m).unwrap();
+        let e = m.event().unwrap();
+        assert_eq!(e.ts_micros, 1_795_858_867_123_000);
+        assert_eq!(e.ts_raw, None);
+        let s = |f: &str| {
+            let i = rampart_core::schema::OPTIONAL_STRING_FIELDS
+                .iter()
+                .position(|x| *x == f)
+                .unwrap();
+            e.strings[i].as_deref().map(str::to_string)
+        };
+        assert_eq!(s(col::OUTCOME).as_deref(), Some("failure"));
+        assert_eq!(s(col::SEVERITY).as_deref(), Some("info"));
+        assert_eq!(s(col::CLASSIFICATION).as_deref(), Some("confidential"));
+        let extra: Value = serde_json::from_str(e.extra.as_deref().unwrap()).unwrap();
+        assert_eq!(extra["time"], 1_795_858_867_123_i64);
+        assert_eq!(extra["status"], "Failure");
+        assert_eq!(
+            extra["resources"][0]["data_classification"]["classification"],
+            "Confidential"
+        );
+        assert_eq!(extra["class_uid"], 2004);
+        assert!(extra["resources"][0].get("uid").is_none(), "{extra}");
+        assert!(extra.get("unmapped").is_none(), "{extra}");
+    }
+
+    #[test]
+    fn failures_name_the_source_path() {
+        use DeadLetterReason::*;
+        let cases = [
+            (
+                Preset::Ecs,
+                r#"{"@timestamp":"2026-11-28T09:41:07Z","rampart":{"resource_type":"vm"},"event":{"action":"auth"}}"#,
+                MissingField,
+                "`resource_id` is missing or null (from ecs `cloud.instance.id` or `host.id`)",
+            ),
+            (
+                Preset::Ecs,
+                r#"{"@timestamp":"2026-11-28T09:41:07Z","cloud":{"instance":{"id":"v"}},"rampart":{"resource_type":"vm"},"event":{"action":"auth"},"destination":{"port":"22"}}"#,
+                WrongType,
+                "(from ecs `destination.port`)",
+            ),
+            (
+                Preset::Ocsf,
+                r#"{"time":"2026-11-28T09:41:07Z","resources":[{"uid":"r","type":"vm"}],"unmapped":{"category":"auth"}}"#,
+                WrongType,
+                "ocsf field `time` (for `ts`) must be an integer",
+            ),
+            (
+                Preset::Ocsf,
+                r#"{"time":1795858867123,"resources":[{"type":"vm"}],"unmapped":{"category":"auth"}}"#,
+                MissingField,
+                "(from ocsf `resources[0].uid`)",
+            ),
+            (
+                Preset::Ocsf,
+                r#"{"time":1,"resources":[{"uid":"r","type":"vm","uid":"s"}]}"#,
+                DuplicateField,
+                "`uid`",
+            ),
+            (Preset::Ocsf, "[1]", NotObject, "array"),
+            (Preset::Ecs, "{\"a\":", NotJson, "not JSON"),
+        ];
+        for (preset, msg, reason, needle) in cases {
+            let r = mapped(preset, msg)
+                .and_then(|m| m.event().map(|_| ()))
+                .unwrap_err();
+            assert_eq!(r.reason, reason, "{msg}: {r}");
+            assert!(r.message.contains(needle), "{msg}: {r} lacks {needle:?}");
+        }
+    }
+}
