@@ -8,9 +8,12 @@
 //! the contract's rules (types, RFC 3339, port range, required fields) are the same for
 //! every preset. A failure names the source path as well as the contract field.
 //!
-//! Nothing is lost: a value copied verbatim into a contract column is taken out of the
-//! message, and everything that is left (fields outside the mapping, and the source
-//! values that were converted, such as OCSF `time` or `status`) is kept in `extra`.
+//! Nothing is lost: a value copied verbatim into a contract column from the field's
+//! first path, in nested form, is taken out of the message; everything that is left
+//! (fields outside the mapping, values found at a fallback path or under a flattened
+//! key, and the source values that were converted, such as OCSF `time` or `status`) is
+//! kept in `extra`. The original is the columns put back at their first paths, unless
+//! `extra` already holds the field at one of its paths, merged with `extra`.
 //!
 //! Paths are dotted (`destination.port`), with `[n]` for an array element
 //! (`resources[0].uid`). ECS documents are often flattened (`"event.action": "x"`):
@@ -161,16 +164,22 @@ impl Mapped {
         })?;
         let mut contract = Map::new();
         for m in table {
-            let Some((path, parts)) = m.paths.iter().find_map(|p| {
+            let Some((n, path, parts)) = m.paths.iter().enumerate().find_map(|(n, p)| {
                 let parts = parse_path(p);
                 get(&source, &parts)
                     .is_some_and(|v| !v.is_null())
-                    .then_some((*p, parts))
+                    .then_some((n, *p, parts))
             }) else {
                 continue;
             };
             let value = match m.conversion {
-                Conversion::Verbatim => take(&mut source, &parts),
+                // Taken out only from the first path in nested form, so that the
+                // original is the columns put back there plus `extra`: a value found at
+                // a fallback path or under a flattened key stays in `extra` as well.
+                Conversion::Verbatim if n == 0 => {
+                    take(&mut source, &parts).or_else(|| get(&source, &parts).cloned())
+                }
+                Conversion::Verbatim => get(&source, &parts).cloned(),
                 c => get(&source, &parts)
                     .map(|v| convert(v, c, preset, path, m.field))
                     .transpose()?,
@@ -327,36 +336,28 @@ fn get<'v>(value: &'v Value, parts: &[Part<'_>]) -> Option<&'v Value> {
     })
 }
 
-/// Removes the value at `parts`, and the objects it leaves empty (array elements stay,
-/// so that the positions of the others do not move).
+/// Removes the value at `parts` in nested form (no flattened keys), and the objects it
+/// leaves empty (array elements stay, so that the positions of the others do not move).
 fn take(value: &mut Value, parts: &[Part<'_>]) -> Option<Value> {
+    let (first, rest) = parts.split_first()?;
     let obj = value.as_object_mut()?;
-    for (key, used) in candidates(parts) {
-        let rest = &parts[used..];
-        let taken = match (parts[used - 1].index, rest.is_empty()) {
-            (None, true) => obj.remove(&key),
-            (None, false) => {
-                let Some(child) = obj.get_mut(&key) else {
-                    continue;
-                };
-                let taken = take(child, rest);
-                if taken.is_some() && child.as_object().is_some_and(Map::is_empty) {
-                    obj.remove(&key);
-                }
-                taken
+    match (first.index, rest.is_empty()) {
+        (None, true) => obj.remove(first.key),
+        (None, false) => {
+            let child = obj.get_mut(first.key)?;
+            let taken = take(child, rest);
+            if taken.is_some() && child.as_object().is_some_and(Map::is_empty) {
+                obj.remove(first.key);
             }
-            (Some(_), true) => None,
-            (Some(i), false) => obj
-                .get_mut(&key)
-                .and_then(Value::as_array_mut)
-                .and_then(|a| a.get_mut(i))
-                .and_then(|el| take(el, rest)),
-        };
-        if taken.is_some() {
-            return taken;
+            taken
         }
+        (Some(_), true) => None,
+        (Some(i), false) => obj
+            .get_mut(first.key)?
+            .as_array_mut()?
+            .get_mut(i)
+            .and_then(|el| take(el, rest)),
     }
-    None
 }
 
 const DUPLICATE: &str = "duplicate field";
@@ -466,17 +467,22 @@ mod tests {
             a.extra.as_deref(),
             Some(r#"{"cloud":{"provider":"azure"},"event":{"kind":"alert"}}"#)
         );
-        assert_eq!(
-            b.extra.as_deref(),
-            Some(r#"{"cloud.provider":"azure","event":{"kind":"alert"}}"#)
-        );
+        // Flattened keys stay: the original form is not the table's nested one.
+        let flat_extra: Value = serde_json::from_str(b.extra.as_deref().unwrap()).unwrap();
+        let original: Value = serde_json::from_str(flat).unwrap();
+        let mut without_ts = original.clone();
+        without_ts.as_object_mut().unwrap().remove("@timestamp");
+        assert_eq!(flat_extra, without_ts);
     }
 
     #[test]
     fn a_fallback_path_is_used_when_the_first_is_absent() {
         let m = r#"{"@timestamp":"2026-11-28T09:41:07Z","host":{"id":"h-9"},"rampart":{"resource_type":"vm"},"event":{"action":"auth"}}"#;
         let m = mapped(Preset::Ecs, m).unwrap();
-        assert_eq!(m.event().unwrap().resource_id, "h-9");
+        let e = m.event().unwrap();
+        assert_eq!(e.resource_id, "h-9");
+        // Kept where it was found: the column alone would not say which path it had.
+        assert_eq!(e.extra.as_deref(), Some(r#"{"host":{"id":"h-9"}}"#));
     }
 
     #[test]
