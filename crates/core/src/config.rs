@@ -18,6 +18,8 @@ use crate::{Error, Result};
 pub struct Config {
     /// Where events come from.
     pub source: SourceConfig,
+    /// The shape of the incoming events.
+    pub input: InputConfig,
     /// Where the archive is written and read.
     pub archive: ArchiveConfig,
     /// How messages are decoded and when they are rejected.
@@ -174,6 +176,72 @@ impl Default for SourceConfig {
             url: None,
             read_chunk: ByteSize::mib(1),
         }
+    }
+}
+
+/// `[input]`: the shape of the incoming events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct InputConfig {
+    /// The schema the events are written in: `native` (the contract's own field names,
+    /// the default), `ecs` (Elastic Common Schema) or `ocsf` (Open Cybersecurity Schema
+    /// Framework), mapped onto the contract by the tables in the README.
+    pub preset: Preset,
+}
+
+/// A schema whose field paths are mapped onto the event contract (`[input] preset`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// The contract's own field names: no mapping.
+    #[default]
+    Native,
+    /// Elastic Common Schema.
+    Ecs,
+    /// Open Cybersecurity Schema Framework.
+    Ocsf,
+}
+
+impl Preset {
+    /// Every preset, in the order the docs list them.
+    pub const ALL: [Preset; 3] = [Preset::Native, Preset::Ecs, Preset::Ocsf];
+
+    /// The name written in the pipeline file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Ecs => "ecs",
+            Self::Ocsf => "ocsf",
+        }
+    }
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| Error::Config {
+                key: "input.preset".into(),
+                message: format!("{s:?} is not a preset; accepted: native, ecs, ocsf"),
+            })
+    }
+}
+
+// By hand rather than derived, so that an unknown value is refused naming the key and
+// every accepted value, whichever layer (file or environment) it came from.
+impl<'de> Deserialize<'de> for Preset {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -698,6 +766,24 @@ mod tests {
         assert_eq!(c.sink.roll_interval, Duration::from_secs(300));
         assert_eq!(c.window.size, Duration::from_secs(600));
         assert_eq!(c.window.allowed_lateness, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn input_preset_reads_and_refuses_unknown_values() {
+        assert_eq!(Config::default().input.preset, Preset::Native);
+        for p in Preset::ALL {
+            let c: Config = toml::from_str(&format!("[input]\npreset = \"{p}\"\n")).unwrap();
+            assert_eq!(c.input.preset, p);
+        }
+        let err = toml::from_str::<Config>("[input]\npreset = \"elastic\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("input.preset")
+                && err.contains("\"elastic\"")
+                && err.contains("native, ecs, ocsf"),
+            "{err}"
+        );
     }
 
     #[test]

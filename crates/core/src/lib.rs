@@ -3,7 +3,7 @@
 //! `rampart-core` sits at the bottom of the workspace: the event contract and the Arrow
 //! schemas of the archive tables ([`schema`]), the archive's on-storage layout
 //! ([`layout`]), where the archive lives ([`store`]), the pipeline configuration
-//! ([`config`]), source coordinates ([`source`]), dead-letter reasons ([`reason`]) and
+//! ([`config`]), the schema presets' field tables ([`preset`]), source coordinates ([`source`]), dead-letter reasons ([`reason`]) and
 //! the [`Clock`] that every time-dependent component takes. The write side (`rampart-sink`)
 //! and the read side (`rampart-archive`) both agree through this crate and never import
 //! each other.
@@ -20,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod layout;
 pub mod ledger;
+pub mod preset;
 pub mod reason;
 pub mod schema;
 pub mod source;

@@ -24,7 +24,7 @@ use std::fmt;
 
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, SecondsFormat, Utc};
-use rampart_core::config::DecodeConfig;
+use rampart_core::config::{DecodeConfig, Preset};
 use rampart_core::schema::{OPTIONAL_STRING_FIELDS, events as col};
 use rampart_core::{DeadLetterReason, SourcePos};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -33,6 +33,7 @@ use serde_json::value::RawValue;
 use crate::Result;
 use crate::columns::{DeadLetterColumns, EventColumns};
 use crate::file::LineChunk;
+use crate::preset::{self, FieldMapping, Mapped};
 
 /// What became of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +54,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(reason: DeadLetterReason, message: impl Into<String>) -> Self {
+    pub(crate) fn new(reason: DeadLetterReason, message: impl Into<String>) -> Self {
         Self {
             reason,
             message: message.into(),
@@ -99,6 +100,8 @@ pub struct Decoded {
 #[derive(Debug)]
 pub struct Decoder {
     max_message_bytes: usize,
+    /// The mapping of `[input] preset`; `None` for `native`.
+    preset: Option<(Preset, &'static [FieldMapping])>,
     events: EventColumns,
     dead: DeadLetterColumns,
 }
@@ -109,15 +112,36 @@ impl Decoder {
         Self {
             max_message_bytes: usize::try_from(config.max_message_bytes.as_u64())
                 .unwrap_or(usize::MAX),
+            preset: None,
             events: EventColumns::default(),
             dead: DeadLetterColumns::default(),
         }
     }
 
+    /// Reads messages in the shape of `preset` (see [`crate::preset`]); `native`, the
+    /// default, maps nothing.
+    pub fn with_preset(mut self, preset: Preset) -> Self {
+        self.preset = preset::table(preset).map(|t| (preset, t));
+        self
+    }
+
     /// Decodes one message found at `pos`, received at `received_at` (microseconds since
     /// the epoch).
     pub fn push(&mut self, message: &[u8], pos: &SourcePos, received_at: i64) -> Outcome {
-        match parse(message, self.max_message_bytes) {
+        let mapped;
+        let result = match self.preset {
+            None => parse(message, self.max_message_bytes),
+            Some((preset, table)) => {
+                match Mapped::new(message, self.max_message_bytes, preset, table) {
+                    Ok(m) => {
+                        mapped = m;
+                        mapped.event()
+                    }
+                    Err(r) => Err(r),
+                }
+            }
+        };
+        match result {
             Ok(event) => {
                 self.events.append(&event, pos, received_at);
                 Outcome::Accepted
@@ -183,6 +207,15 @@ impl Decoder {
 
 /// Checks one message against the event contract.
 pub fn parse(message: &[u8], max_message_bytes: usize) -> Result<Event<'_>, Rejection> {
+    let text = object_text(message, max_message_bytes)?;
+    let fields: RawFields<'_> = serde_json::from_str(text)
+        .map_err(|e| Rejection::new(DeadLetterReason::NotJson, format!("not JSON: {e}")))?;
+    check(fields)
+}
+
+/// The first checks, shared by every preset: size, UTF-8, and a JSON text that starts
+/// as an object. Returns the message as text.
+pub(crate) fn object_text(message: &[u8], max_message_bytes: usize) -> Result<&str, Rejection> {
     use DeadLetterReason::*;
     if message.len() > max_message_bytes {
         return Err(Rejection::new(
@@ -201,24 +234,19 @@ pub fn parse(message: &[u8], max_message_bytes: usize) -> Result<Event<'_>, Reje
     })?;
     let trimmed = text.trim_start_matches([' ', '\t', '\n', '\r']);
     match trimmed.as_bytes().first() {
-        None => return Err(Rejection::new(NotJson, "empty message")),
-        Some(b'{') => {}
-        Some(_) => {
-            return Err(match serde_json::from_str::<IgnoredAny>(text) {
-                Ok(_) => Rejection::new(
-                    NotObject,
-                    format!(
-                        "a JSON {} is not an event; each message must be one JSON object",
-                        json_type(trimmed)
-                    ),
+        None => Err(Rejection::new(NotJson, "empty message")),
+        Some(b'{') => Ok(text),
+        Some(_) => Err(match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => Rejection::new(
+                NotObject,
+                format!(
+                    "a JSON {} is not an event; each message must be one JSON object",
+                    json_type(trimmed)
                 ),
-                Err(e) => Rejection::new(NotJson, format!("not JSON: {e}")),
-            });
-        }
+            ),
+            Err(e) => Rejection::new(NotJson, format!("not JSON: {e}")),
+        }),
     }
-    let fields: RawFields<'_> = serde_json::from_str(text)
-        .map_err(|e| Rejection::new(NotJson, format!("not JSON: {e}")))?;
-    check(fields)
 }
 
 /// The contract fields, by position in the parse.

@@ -20,6 +20,10 @@
 //! assert_eq!((out.events.num_rows(), out.dead_letters.num_rows()), (1, 1));
 //! ```
 //!
+//! With `[input] preset = "ecs"` or `"ocsf"` ([`Decoder::with_preset`]), messages in
+//! Elastic Common Schema or OCSF shape are mapped onto the contract first (see
+//! [`preset`]); the default, `native`, reads the contract's own field names.
+//!
 //! Memory: a decoder holds the rows pushed since the last [`Decoder::flush`]; the file
 //! source holds one read chunk plus the longest line in it.
 
@@ -28,6 +32,7 @@ pub mod decode;
 mod error;
 pub mod file;
 pub mod kafka;
+pub mod preset;
 
 pub use decode::{Decoded, Decoder, Outcome, Rejection};
 pub use error::{Error, Result};

@@ -379,10 +379,11 @@ pub(crate) async fn run_source(
     let source_task = SpawnedTask::spawn("source", metrics.watch(Stage::Source, source_stage));
 
     let decode_config = config.decode.clone();
+    let preset = config.input.preset;
     let clock = Arc::clone(&options.clock);
     let decode_metrics = metrics.clone();
     let decode_stage = move || {
-        let mut decoder = Decoder::new(&decode_config);
+        let mut decoder = Decoder::new(&decode_config).with_preset(preset);
         let mut counts = DecodeCounts::default();
         while let Some((chunk, read_at)) = raw_rx.blocking_recv() {
             decode_metrics.busy(Stage::Decode);

@@ -30,8 +30,9 @@ use arrow::array::{
 use arrow::record_batch::RecordBatch;
 use base64::Engine;
 use rampart_core::Config;
+use rampart_core::config::Preset;
 use rampart_core::ledger::{rfc3339, sha256_hex};
-use rampart_core::schema::{dead_letters, source};
+use rampart_core::schema::{dead_letters, events, source};
 use rampart_ingest::KafkaLocation;
 use rampart_ingest::kafka::backoff;
 use rampart_window::Outputs;
@@ -77,6 +78,8 @@ struct Inner {
     dead_letter_topic: Option<String>,
     /// The largest value a message may have (`message.max.bytes` less the framing).
     max_value_bytes: usize,
+    /// `[input] preset`: where a rejected message names its resource.
+    preset: Preset,
     /// Enqueued, not known to be delivered.
     pending: Mutex<Vec<Pending>>,
 }
@@ -187,6 +190,7 @@ impl TopicSink {
                 alerts_topic: topic(&k.alerts_topic),
                 dead_letter_topic: topic(&k.dead_letter_topic),
                 max_value_bytes: max_message.saturating_sub(FRAMING_BYTES).max(FRAMING_BYTES),
+                preset: config.input.preset,
                 pending: Mutex::new(Vec::new()),
             }),
         }))
@@ -229,7 +233,7 @@ impl TopicSink {
         }
         let columns = DeadLetterColumns::of(batch)?;
         for row in 0..batch.num_rows() {
-            let (key, value) = columns.message(row, self.inner.max_value_bytes);
+            let (key, value) = columns.message(row, self.inner.max_value_bytes, self.inner.preset);
             self.enqueue(Outgoing {
                 topic: topic.clone(),
                 key,
@@ -416,8 +420,23 @@ fn bytes_json(bytes: &[u8]) -> (Value, bool) {
 }
 
 /// The `resource_id` a rejected message names, when it is a JSON object (so UTF-8) with
-/// a non-empty string `resource_id` (given once).
-fn named_resource(raw: &[u8]) -> Option<String> {
+/// a non-empty string `resource_id` (given once), or under a schema preset, a non-empty
+/// string at the first of the preset's resource paths that is present (`cloud.instance.id`
+/// or `host.id` for ECS, `resources[0].uid` for OCSF).
+fn named_resource(raw: &[u8], preset: Preset) -> Option<String> {
+    if let Some(table) = rampart_core::preset::table(preset) {
+        let value: Value = serde_json::from_slice(raw).ok()?;
+        let paths = table.iter().find(|m| m.field == events::RESOURCE_ID)?.paths;
+        return paths
+            .iter()
+            .find_map(|p| {
+                rampart_core::preset::get(&value, &rampart_core::preset::parse_path(p))
+                    .filter(|v| !v.is_null())
+            })?
+            .as_str()
+            .filter(|r| !r.is_empty())
+            .map(str::to_string);
+    }
     #[derive(serde::Deserialize)]
     struct Named<'a> {
         #[serde(borrow, default)]
@@ -454,9 +473,14 @@ impl<'a> DeadLetterColumns<'a> {
     /// The key and value of the dead-letter message of `row`. The raw bytes are left
     /// out (`raw_omitted`) when the value would exceed `max_value_bytes`; the archive
     /// holds them, found by the coordinates, and `raw_sha256` identifies them.
-    fn message(&self, row: usize, max_value_bytes: usize) -> (Option<Vec<u8>>, Vec<u8>) {
+    fn message(
+        &self,
+        row: usize,
+        max_value_bytes: usize,
+        preset: Preset,
+    ) -> (Option<Vec<u8>>, Vec<u8>) {
         let raw = self.raw.value(row);
-        let resource = named_resource(raw);
+        let resource = named_resource(raw, preset);
         let source_key = opt(self.kafka_key, row, |r| self.kafka_key.value(r));
         let (key_json, key_base64) = source_key.map(bytes_json).unzip();
         let (raw_json, raw_base64) = bytes_json(raw);
@@ -524,7 +548,7 @@ mod tests {
         let c = DeadLetterColumns::of(batch).unwrap();
         (0..batch.num_rows())
             .map(|r| {
-                let (k, v) = c.message(r, max);
+                let (k, v) = c.message(r, max, Preset::Native);
                 (k, serde_json::from_slice(&v).unwrap())
             })
             .collect()
@@ -722,13 +746,33 @@ mod tests {
     }
 
     #[test]
+    fn under_a_preset_the_resource_is_named_at_the_presets_paths() {
+        let ecs = br#"{"@timestamp":"x","host":{"id":"h-1"}}"#;
+        assert_eq!(named_resource(ecs, Preset::Ecs).as_deref(), Some("h-1"));
+        let flat = br#"{"cloud.instance.id":"vm-2","host":{"id":"h-1"}}"#;
+        assert_eq!(named_resource(flat, Preset::Ecs).as_deref(), Some("vm-2"));
+        let ocsf = br#"{"time":"x","resources":[{"uid":"sa-1"},{"uid":"sa-2"}]}"#;
+        assert_eq!(named_resource(ocsf, Preset::Ocsf).as_deref(), Some("sa-1"));
+        assert_eq!(named_resource(ocsf, Preset::Ecs), None);
+        assert_eq!(named_resource(ecs, Preset::Native), None);
+        for raw in [
+            &br#"{"resources":[{"uid":""}]}"#[..],
+            br#"{"resources":[{"uid":7}]}"#,
+            br#"{"resources":{"uid":"a"}}"#,
+            b"{oops",
+        ] {
+            assert_eq!(named_resource(raw, Preset::Ocsf), None);
+        }
+    }
+
+    #[test]
     fn a_resource_is_named_only_by_an_object_with_one_string_resource_id() {
         assert_eq!(
-            named_resource(br#" {"resource_id":"a"}"#).as_deref(),
+            named_resource(br#" {"resource_id":"a"}"#, Preset::Native).as_deref(),
             Some("a")
         );
         assert_eq!(
-            named_resource(br#"{"resource_id":"a\u0062"}"#).as_deref(),
+            named_resource(br#"{"resource_id":"a\u0062"}"#, Preset::Native).as_deref(),
             Some("ab")
         );
         for raw in [
@@ -741,7 +785,7 @@ mod tests {
             b"null",
         ] {
             assert_eq!(
-                named_resource(raw),
+                named_resource(raw, Preset::Native),
                 None,
                 "{}",
                 String::from_utf8_lossy(raw)

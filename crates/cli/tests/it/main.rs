@@ -10,6 +10,7 @@ mod governance;
 mod kafka;
 mod metrics;
 mod pipeline;
+mod presets;
 mod query;
 mod reconstruct;
 mod report;

@@ -45,46 +45,33 @@ async fn every_event_is_rebuilt_exactly_from_the_archive() {
         .map(|(i, _)| i as u64 + 1)
         .collect();
 
-    let location = rampart_core::store::open(
-        archive_dir.to_str().unwrap(),
-        Vec::<(String, String)>::new(),
-    )
-    .unwrap();
-    let archive = Archive::open(location).await.unwrap();
-    let out = archive.query("SELECT * FROM events").await.unwrap();
     let (mut seen, mut with_extra, mut with_ts_raw) = (Vec::new(), 0, 0);
-    for batch in &out.batches {
-        let line_col = batch
-            .column_by_name("source_line")
-            .unwrap()
-            .as_primitive::<Int64Type>();
-        for row in 0..batch.num_rows() {
-            let line = line_col.value(row) as u64;
-            let rebuilt = event_json(batch, row).unwrap();
-            let original = canonical(&lines[&line]);
-            assert_eq!(
-                Value::Object(rebuilt.clone()),
-                Value::Object(original),
-                "line {line}: {}",
-                String::from_utf8_lossy(&lines[&line])
-            );
-            with_extra += usize::from(rebuilt.keys().any(|k| {
-                ![
-                    "ts",
-                    "resource_id",
-                    "resource_type",
-                    "category",
-                    "dst_port",
-                    "patched",
-                    "policy_allowed",
-                ]
-                .contains(&k.as_str())
-                    && !OPTIONAL_STRING_FIELDS.contains(&k.as_str())
-            }));
-            with_ts_raw += usize::from(!rebuilt["ts"].as_str().unwrap().ends_with('Z'));
-            seen.push(line);
-        }
-    }
+    for_each_event(&archive_dir, |batch, row, line| {
+        let rebuilt = event_json(batch, row).unwrap();
+        let original = canonical(&lines[&line]);
+        assert_eq!(
+            Value::Object(rebuilt.clone()),
+            Value::Object(original),
+            "line {line}: {}",
+            String::from_utf8_lossy(&lines[&line])
+        );
+        with_extra += usize::from(rebuilt.keys().any(|k| {
+            ![
+                "ts",
+                "resource_id",
+                "resource_type",
+                "category",
+                "dst_port",
+                "patched",
+                "policy_allowed",
+            ]
+            .contains(&k.as_str())
+                && !OPTIONAL_STRING_FIELDS.contains(&k.as_str())
+        }));
+        with_ts_raw += usize::from(!rebuilt["ts"].as_str().unwrap().ends_with('Z'));
+        seen.push(line);
+    })
+    .await;
     seen.sort_unstable();
     assert_eq!(seen, good, "every good line exactly once");
     assert!(
@@ -95,4 +82,28 @@ async fn every_event_is_rebuilt_exactly_from_the_archive() {
         with_ts_raw > 10,
         "the stream must exercise non-UTC offsets ({with_ts_raw})"
     );
+}
+
+/// Calls `f(batch, row, source_line)` for every committed row of `events` in the archive
+/// at `archive_dir`.
+pub(crate) async fn for_each_event(
+    archive_dir: &std::path::Path,
+    mut f: impl FnMut(&arrow::array::RecordBatch, usize, u64),
+) {
+    let location = rampart_core::store::open(
+        archive_dir.to_str().unwrap(),
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap();
+    let archive = Archive::open(location).await.unwrap();
+    let out = archive.query("SELECT * FROM events").await.unwrap();
+    for batch in &out.batches {
+        let lines = batch
+            .column_by_name("source_line")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            f(batch, row, lines.value(row) as u64);
+        }
+    }
 }

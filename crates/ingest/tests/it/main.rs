@@ -1,0 +1,3 @@
+//! Integration tests of the ingest crate: the decoder over the fixtures in `fixtures/`.
+
+mod presets;
