@@ -121,3 +121,67 @@ fn init_logging(format: LogFormat, default_level: &str) {
         LogFormat::Json => builder.json().init(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rampart commands `docker-compose.yml` gives its containers (JSON-style
+    /// `command: [...]` lists of the services built from this repository), and the
+    /// paths the `Dockerfile` copies, are ones this build accepts: the compose set-up
+    /// cannot be run here (no Docker engine), so what can be checked is checked.
+    #[test]
+    fn the_docker_compose_commands_parse_and_the_dockerfile_copies_what_exists() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+        let mut checked = 0;
+        let mut built_here = false;
+        for line in compose.lines() {
+            let t = line.trim();
+            if t.starts_with("build:") {
+                built_here = true;
+            } else if t.starts_with("image:") && !t.contains("rampart") {
+                built_here = false;
+            }
+            let Some(list) = t.strip_prefix("command: ") else {
+                continue;
+            };
+            if !built_here || !list.starts_with('[') {
+                continue;
+            }
+            let args: Vec<String> = serde_json::from_str(list).unwrap();
+            let parsed = Cli::try_parse_from(std::iter::once("rampart".to_string()).chain(args));
+            assert!(parsed.is_ok(), "{list}: {}", parsed.unwrap_err());
+            if let Some(i) = list.find("pipelines/") {
+                let path: String = list[i..].chars().take_while(|c| *c != '"').collect();
+                assert!(
+                    root.join(&path).is_file(),
+                    "{path} is not in the repository"
+                );
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, 2, "the generator and rampart services");
+        let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+        for line in dockerfile.lines().filter(|l| l.starts_with("COPY ")) {
+            if line.contains("--from=") {
+                continue;
+            }
+            let src = line.split_whitespace().nth(1).unwrap();
+            assert!(
+                root.join(src).exists(),
+                "the Dockerfile copies {src}, not in the repository"
+            );
+        }
+        for needed in [
+            "COPY sql ",
+            "COPY pipelines ",
+            "cargo build --release --locked -p rampart-cli",
+        ] {
+            assert!(
+                dockerfile.contains(needed),
+                "the Dockerfile lacks `{needed}`"
+            );
+        }
+    }
+}
