@@ -21,6 +21,22 @@ pub enum Error {
         source: datafusion::error::DataFusionError,
     },
 
+    /// A statement needed more memory than `query.memory-limit`.
+    #[error(
+        "the query needs more memory than query.memory-limit ({limit}) allows: narrow it (a time range, a resource, fewer columns) or raise the limit ({source})"
+    )]
+    QueryMemory {
+        limit: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+
+    /// A statement ran longer than `query.timeout`.
+    #[error(
+        "the query was stopped after query.timeout ({limit}): narrow it (a time range, a resource) or raise the limit"
+    )]
+    QueryTimeout { limit: String },
+
     /// Registering the archive's tables failed.
     #[error("cannot open archive {url}: {source}")]
     Open {

@@ -9,9 +9,12 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use object_store::path::Path;
+use rampart_core::config::QueryConfig;
 use rampart_core::layout::{DATA_FILE_EXTENSION, partition_columns};
 use rampart_core::ledger::Ledger;
 use rampart_core::schema::{self, TableDef};
@@ -43,6 +46,7 @@ pub struct Archive {
     ctx: SessionContext,
     location: Location,
     ledger: Ledger,
+    limits: QueryConfig,
 }
 
 impl std::fmt::Debug for Archive {
@@ -54,12 +58,27 @@ impl std::fmt::Debug for Archive {
 }
 
 impl Archive {
-    /// Opens the archive at `location` and registers its tables.
+    /// Opens the archive at `location` and registers its tables, with the default
+    /// `[query]` bounds.
     pub async fn open(location: Location) -> Result<Self> {
+        Self::open_with(location, &QueryConfig::default()).await
+    }
+
+    /// Opens the archive at `location`; every statement runs within `limits`.
+    pub async fn open_with(location: Location, limits: &QueryConfig) -> Result<Self> {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let ctx = SessionContext::new_with_config(config);
+        let mut runtime = RuntimeEnvBuilder::new();
+        if limits.memory_limit.as_u64() > 0 {
+            let memory = usize::try_from(limits.memory_limit.as_u64()).unwrap_or(usize::MAX);
+            runtime = runtime.with_memory_limit(memory, 1.0);
+        }
+        let runtime = runtime.build_arc().map_err(|source| Error::Open {
+            url: location.url.to_string(),
+            source,
+        })?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         let open_err = |source| Error::Open {
             url: location.url.to_string(),
             source,
@@ -85,6 +104,7 @@ impl Archive {
             ctx,
             location,
             ledger,
+            limits: limits.clone(),
         })
     }
 
@@ -117,10 +137,18 @@ impl Archive {
             .await
             .map_err(|source| Error::Query { source })?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df
-            .collect()
+        let batches = tokio::time::timeout(self.limits.timeout, df.collect())
             .await
-            .map_err(|source| Error::Query { source })?;
+            .map_err(|_| Error::QueryTimeout {
+                limit: humantime::format_duration(self.limits.timeout).to_string(),
+            })?
+            .map_err(|source| match source.find_root() {
+                DataFusionError::ResourcesExhausted(_) => Error::QueryMemory {
+                    limit: self.limits.memory_limit.to_string(),
+                    source,
+                },
+                _ => Error::Query { source },
+            })?;
         let out = QueryOutput { schema, batches };
         tracing::Span::current().record("rows", out.num_rows());
         Ok(out)

@@ -75,6 +75,7 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     if let Some(archive) = args.archive {
         config.archive.url = archive;
     }
+    config.validate()?;
     // An object-store destination of the archive's kind takes the archive's options
     // (endpoint, region...); any other takes the provider's environment alone.
     let same_kind = scheme(&args.out).is_some_and(|s| Some(s) == scheme(&config.archive.url));
@@ -86,7 +87,7 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let out = OutTarget::parse(&args.out, out_options)?;
     let location = rampart_core::store::open(&config.archive.url, config.archive.options.clone())
         .with_context(|| format!("cannot open archive {}", config.archive.url))?;
-    let archive = Archive::open(location.clone()).await?;
+    let archive = Archive::open_with(location.clone(), &config.query).await?;
     // Every export goes in the access log: once before anything is written (so an
     // export that cannot be recorded writes nothing), once with its outcome.
     let statement = format!("{} --out {}", request.describe(), args.out);

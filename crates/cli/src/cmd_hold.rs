@@ -61,7 +61,7 @@ enum HoldCommand {
 }
 
 pub(crate) async fn run(args: HoldArgs) -> anyhow::Result<ExitCode> {
-    let (_, location) = crate::config::open_archive(args.config.as_deref(), args.archive)?;
+    let (config, location) = crate::config::open_archive(args.config.as_deref(), args.archive)?;
     match args.command {
         HoldCommand::Add {
             name,
@@ -69,7 +69,7 @@ pub(crate) async fn run(args: HoldArgs) -> anyhow::Result<ExitCode> {
             reason,
             tables,
         } => {
-            let archive = Archive::open(location).await?;
+            let archive = Archive::open_with(location, &config.query).await?;
             let placed = place_hold(&archive, &name, &predicate, tables, reason, &SystemClock)
                 .await
                 .with_context(|| format!("cannot place hold `{name}`"))?;

@@ -62,7 +62,7 @@ impl From<FormatArg> for OutputFormat {
 
 pub(crate) async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let (config, location) = crate::config::open_archive(args.config.as_deref(), args.archive)?;
-    let archive = Archive::open(location.clone()).await?;
+    let archive = Archive::open_with(location.clone(), &config.query).await?;
     let result = archive.query(&args.sql).await;
     let rows = result.as_ref().map_or(0, |o| o.num_rows() as u64);
     record_access(

@@ -91,7 +91,7 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             rampart_core::config::format_period(config.retention.floor)
         );
     }
-    let archive = Archive::open(location.clone()).await?;
+    let archive = Archive::open_with(location.clone(), &config.query).await?;
     let result = report::build(&archive, &period, &SystemClock).await;
     let mut statement = format!("report {}", period.describe());
     if args.no_store {

@@ -42,6 +42,31 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// The Prometheus metrics and health endpoint of `rampart run`.
     pub metrics: MetricsConfig,
+    /// Bounds on SQL over the archive (`rampart query`, `report`, `export`, holds).
+    pub query: QueryConfig,
+}
+
+/// `[query]`: every statement over the archive runs within these bounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Memory one statement may hold (sorts and aggregates spill to disk first); a
+    /// statement that needs more fails with an error naming this key. `0 B`: no limit.
+    pub memory_limit: ByteSize,
+    /// Wall-clock time one statement may run before it is stopped.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            // Off by default: DataFusion 55 reserves far more than it uses for some
+            // aggregates (`count(DISTINCT (a, b))` reserved over 1 GiB for 20,000 rows).
+            memory_limit: ByteSize::b(0),
+            timeout: Duration::from_secs(600),
+        }
+    }
 }
 
 /// `[metrics]`: `rampart run` serves Prometheus metrics at `/metrics` and its health at
@@ -639,6 +664,18 @@ impl Config {
             );
         }
         self.metrics.socket_addr()?;
+        if self.query.memory_limit.as_u64() != 0 && self.query.memory_limit.as_u64() < (16 << 20) {
+            return bad(
+                "query.memory-limit",
+                format!(
+                    "{} is below 16 MiB, too little for any query",
+                    self.query.memory_limit
+                ),
+            );
+        }
+        if self.query.timeout < Duration::from_millis(100) {
+            return bad("query.timeout", "must be at least 100ms".into());
+        }
         if self.metrics.stall_timeout < Duration::from_secs(1) {
             return bad("metrics.stall-timeout", "must be at least 1s".into());
         }

@@ -213,3 +213,56 @@ fn a_data_file_that_no_manifest_lists_is_not_read() {
     .unwrap();
     assert_eq!(count(), Some(g.stats.good), "the uncommitted copy was read");
 }
+
+#[test]
+fn a_query_is_bounded_by_query_memory_limit_and_query_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(dir.path(), "in.jsonl", small(100, 3));
+    let archive = dir.path().join("archive");
+    run_pipeline(&g.path, &archive);
+    // 20 million values gathered in one array: about 160 MB, and no way to spill it.
+    let big = "SELECT cardinality(array_agg(value)) AS n FROM generate_series(1, 20000000)";
+    let rows = query_json(&archive, big);
+    assert_eq!(
+        rows[0]["n"].as_u64(),
+        Some(20_000_000),
+        "within the default limit"
+    );
+    let err = fails(
+        rampart()
+            .env("RAMPART_QUERY__MEMORY_LIMIT", "16 MiB")
+            .args(["query", "--archive"])
+            .arg(&archive)
+            .arg(big),
+    );
+    assert!(
+        err.contains("query.memory-limit") && err.contains("16.0 MiB"),
+        "{err}"
+    );
+    // Three billion rows take far longer than 300 ms to count.
+    let started = std::time::Instant::now();
+    let err = fails(
+        rampart()
+            .env("RAMPART_QUERY__TIMEOUT", "300ms")
+            .args(["query", "--archive"])
+            .arg(&archive)
+            .arg("SELECT count(*) FROM generate_series(1, 3000000000)"),
+    );
+    assert!(
+        err.contains("query.timeout") && err.contains("300ms"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the query was not stopped"
+    );
+    // Limits too small to be meant are refused by key.
+    let err = fails(
+        rampart()
+            .env("RAMPART_QUERY__MEMORY_LIMIT", "1 KiB")
+            .args(["query", "--archive"])
+            .arg(&archive)
+            .arg("SELECT 1"),
+    );
+    assert!(err.contains("query.memory-limit"), "{err}");
+}
