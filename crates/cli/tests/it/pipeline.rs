@@ -296,3 +296,76 @@ fn query_json_env<const N: usize>(
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+#[test]
+fn secrets_never_appear_in_logs_summaries_or_errors() {
+    let Ok(endpoint) = std::env::var("RAMPART_TEST_S3_ENDPOINT") else {
+        assert!(
+            std::env::var_os("RAMPART_REQUIRE_SERVICES").is_none(),
+            "RAMPART_REQUIRE_SERVICES is set but no S3 server is: run scripts/test.sh"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(dir.path(), "in.jsonl", small(500, 22));
+    let bucket = std::env::var("RAMPART_TEST_S3_BUCKET").unwrap();
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap();
+    let kafka_password = "kafka-pass-7f3e91";
+    let wrong = "wrong-secret-9c1d55";
+    let config = |secret: &str| {
+        let path = dir.path().join(format!("{secret}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[archive]\nurl = \"s3://{bucket}/secrets-{}\"\n[archive.options]\n\
+                 aws_endpoint = \"{endpoint}\"\naws_allow_http = \"true\"\n\
+                 aws_virtual_hosted_style_request = \"false\"\naws_region = \"us-east-1\"\n\
+                 aws_access_key_id = \"{}\"\naws_secret_access_key = \"{secret}\"\n\
+                 [kafka.rdkafka]\n\"sasl.password\" = \"{kafka_password}\"\n",
+                std::process::id(),
+                std::env::var("AWS_ACCESS_KEY_ID").unwrap(),
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let good = config(&secret);
+    let mut outputs = Vec::new();
+    // Everything a run and a query print, at the most verbose log level Rampart's own
+    // crates have.
+    for cmd in [
+        rampart()
+            .env("RAMPART_LOG", "debug")
+            .args(["run", "--config"])
+            .arg(&good)
+            .arg("--source")
+            .arg(&g.path),
+        rampart()
+            .env("RAMPART_LOG", "debug")
+            .args(["query", "--config"])
+            .arg(&good)
+            .arg("SELECT count(*) AS n FROM events"),
+    ] {
+        let out = ok(cmd);
+        outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+        outputs.push(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    // A wrong secret: the store refuses the request, and the error says so without it.
+    let err = fails(
+        rampart()
+            .env("RAMPART_LOG", "debug")
+            .args(["query", "--config"])
+            .arg(config(wrong))
+            .arg("SELECT count(*) AS n FROM events"),
+    );
+    outputs.push(err);
+    assert!(
+        outputs.iter().any(|o| o.contains("accepted")),
+        "the run's summary was read"
+    );
+    for (i, out) in outputs.iter().enumerate() {
+        for s in [secret.as_str(), kafka_password, wrong] {
+            assert!(!out.contains(s), "output {i} shows a secret:\n{out}");
+        }
+    }
+}
