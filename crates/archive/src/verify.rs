@@ -608,7 +608,7 @@ async fn check_files(
     // order stays stable.
     let results: Vec<(&str, &FileEntry, u64, Stored)> = futures::stream::iter(replay.live.iter())
         .map(|(path, (entry, added_by))| async move {
-            let stored = read_stored(location, entry).await?;
+            let stored = read_stored(location, &entry.path, &entry.sha256, entry.bytes).await?;
             Ok::<_, Error>((path.as_str(), entry, *added_by, stored))
         })
         .buffered(CONCURRENT_READS)
@@ -670,16 +670,7 @@ async fn check_files(
     // The window state each partition continues from: only the latest per partition is
     // kept (earlier ones are deleted once replaced).
     for (file, recorded_by) in replay.states.values() {
-        let entry = FileEntry::new(
-            "window state",
-            file.path.clone(),
-            0,
-            0,
-            file.bytes,
-            file.sha256.clone(),
-            Duration::ZERO,
-        );
-        match read_stored(location, &entry).await? {
+        match read_stored(location, &file.path, &file.sha256, file.bytes).await? {
             Stored::Missing => report.problem(
                 Kind::Missing,
                 file.path.as_str(),
@@ -704,11 +695,12 @@ async fn check_files(
     Ok(())
 }
 
-/// Streams a stored file through SHA-256; reads the Parquet footer when the bytes match.
-async fn read_stored(location: &Location, entry: &FileEntry) -> Result<Stored> {
-    let object = location.child(&entry.path);
+/// Streams the stored file at `path` through SHA-256; reads the Parquet footer when the
+/// bytes are the recorded ones (`sha256`, `size`).
+async fn read_stored(location: &Location, path: &str, recorded: &str, size: u64) -> Result<Stored> {
+    let object = location.child(path);
     let store_err = |source| Error::Store {
-        path: entry.path.clone(),
+        path: path.to_string(),
         source,
     };
     let got = match location.store.get(&object).await {
@@ -725,10 +717,7 @@ async fn read_stored(location: &Location, entry: &FileEntry) -> Result<Stored> {
         hasher.update(&chunk);
     }
     let sha256 = hex::encode(hasher.finalize());
-    let rows = if sha256 == entry.sha256
-        && bytes == entry.bytes
-        && entry.path.ends_with(DATA_FILE_EXTENSION)
-    {
+    let rows = if sha256 == recorded && bytes == size && path.ends_with(DATA_FILE_EXTENSION) {
         let fetch = RangeFetch {
             location,
             object: &object,

@@ -262,7 +262,6 @@ impl WindowStage {
                     let mut out = Outputs::default();
                     if let Some(engine) = self.engine.as_mut() {
                         for (p, events) in by_partition(&decoded.events)? {
-                            progress.last_input.insert(p, (now, now));
                             out.extend(engine.process(p, &events).await?);
                         }
                     }
@@ -561,16 +560,14 @@ fn by_partition(events: &RecordBatch) -> Result<Vec<(i32, RecordBatch)>> {
     else {
         return Ok(vec![(0, events.clone())]);
     };
-    let first = if parts.is_valid(0) { parts.value(0) } else { 0 };
-    let one =
-        (0..parts.len()).all(|i| (if parts.is_valid(i) { parts.value(i) } else { 0 }) == first);
-    if one {
+    let partition = |i: usize| if parts.is_valid(i) { parts.value(i) } else { 0 };
+    let first = partition(0);
+    if (0..parts.len()).all(|i| partition(i) == first) {
         return Ok(vec![(first, events.clone())]);
     }
     let mut rows: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
     for i in 0..parts.len() {
-        let p = if parts.is_valid(i) { parts.value(i) } else { 0 };
-        rows.entry(p).or_default().push(i as u32);
+        rows.entry(partition(i)).or_default().push(i as u32);
     }
     rows.into_iter()
         .map(|(p, idx)| {

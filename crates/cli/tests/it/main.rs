@@ -146,6 +146,17 @@ pub(crate) fn input_lines(path: &Path) -> Vec<(u64, Vec<u8>)> {
         .collect()
 }
 
+/// The test S3 server's endpoint, or `None` when none runs (refused when the services
+/// are required).
+pub(crate) fn s3_endpoint() -> Option<String> {
+    let endpoint = std::env::var("RAMPART_TEST_S3_ENDPOINT").ok();
+    assert!(
+        endpoint.is_some() || std::env::var_os("RAMPART_REQUIRE_SERVICES").is_none(),
+        "RAMPART_REQUIRE_SERVICES is set but no S3 server is: run scripts/test.sh"
+    );
+    endpoint
+}
+
 /// A small generator config for tests.
 pub(crate) fn small(events: u64, seed: u64) -> GenConfig {
     GenConfig {

@@ -136,6 +136,19 @@ fn sorted(mut out: Outputs) -> Outputs {
     out
 }
 
+/// Feeds what `pending` still holds for each partition, closes every window and returns
+/// all of `out` in a canonical order.
+async fn finish(mut h: Harness, mut pending: [Vec<(i64, &Ev)>; 2], mut out: Outputs) -> Outputs {
+    for (p, rest) in pending.iter_mut().enumerate() {
+        if !rest.is_empty() {
+            let b = batch(rest.drain(..));
+            out.extend(h.engine.process(p as i32, &b).await.expect("process"));
+        }
+    }
+    out.extend(h.close_all().await);
+    sorted(out)
+}
+
 /// Feeds `stream` (line `i + 1` is `stream[i]`) in batches cut by `cut`: given an event's
 /// index and the size of its partition's pending batch, whether to send the batch after it.
 async fn feed_cut(stream: &[(i32, Ev)], mut cut: impl FnMut(usize, usize) -> bool) -> Outputs {
@@ -150,14 +163,7 @@ async fn feed_cut(stream: &[(i32, Ev)], mut cut: impl FnMut(usize, usize) -> boo
             out.extend(h.engine.process(*p, &b).await.expect("process"));
         }
     }
-    for (p, rest) in pending.iter_mut().enumerate() {
-        if !rest.is_empty() {
-            let b = batch(rest.drain(..));
-            out.extend(h.engine.process(p as i32, &b).await.expect("process"));
-        }
-    }
-    out.extend(h.close_all().await);
-    sorted(out)
+    finish(h, pending, out).await
 }
 
 #[tokio::test]
@@ -350,14 +356,7 @@ async fn feed_with_restarts(
             }
         }
     }
-    for (p, rest) in pending.iter_mut().enumerate() {
-        if !rest.is_empty() {
-            let b = batch(rest.drain(..));
-            out.extend(h.engine.process(p as i32, &b).await.expect("process"));
-        }
-    }
-    out.extend(h.close_all().await);
-    sorted(out)
+    finish(h, pending, out).await
 }
 
 #[tokio::test]
