@@ -13,7 +13,9 @@
 # and RAMPART_TEST_TANSU, the broker's binary: the broker-outage test starts a broker of
 # its own with it, on a port of its choosing, whose data lives on the S3 server
 # (`--storage-engine s3://BUCKET/`, a `--cluster-id` per test), so that it can kill it and
-# start it again on the same port with its topics, records and group offsets intact.
+# start it again on the same port with its topics, records and group offsets intact;
+# and RAMPART_TEST_S3S, the S3 server's binary: the object-store outage test starts a
+# server of its own with it, over a folder of its own, and stops and restarts it mid-run.
 #
 # scripts/test.sh calls it: the sink suite and the CLI's archive tests run against the S3
 # server; the broker is started for the Kafka stage's tests.
@@ -93,6 +95,7 @@ services_up() {
     export RAMPART_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
     export RAMPART_TEST_KAFKA="127.0.0.1:$kafka_port"
     export RAMPART_TEST_TANSU="$services_root/bin/tansu"
+    export RAMPART_TEST_S3S="$services_root/bin/s3s-fs"
     echo "services: S3 at $RAMPART_TEST_S3_ENDPOINT (bucket $RAMPART_TEST_S3_BUCKET), Kafka at $RAMPART_TEST_KAFKA" >&2
 }
 

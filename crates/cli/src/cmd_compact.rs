@@ -52,7 +52,9 @@ pub(crate) async fn run(args: CompactArgs) -> anyhow::Result<ExitCode> {
     }
     config.validate()?;
     let older_than = config.compact.older_than;
-    let location = rampart_core::store::open(&config.archive.url, config.archive.options.clone())
+    let location = config
+        .archive
+        .open(&config.archive.url)
         .with_context(|| format!("cannot open archive {}", config.archive.url))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if args.dry_run {

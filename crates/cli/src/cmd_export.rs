@@ -85,7 +85,9 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         BTreeMap::new()
     };
     let out = OutTarget::parse(&args.out, out_options)?;
-    let location = rampart_core::store::open(&config.archive.url, config.archive.options.clone())
+    let location = config
+        .archive
+        .open(&config.archive.url)
         .with_context(|| format!("cannot open archive {}", config.archive.url))?;
     let archive = Archive::open_with(location.clone(), &config.query).await?;
     // Every export goes in the access log: once before anything is written (so an

@@ -93,7 +93,9 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
-    let location = rampart_core::store::open(&url, config.archive.options.clone())
+    let location = config
+        .archive
+        .open(&url)
         .with_context(|| format!("cannot open archive {url}"))?;
     let mut report = rampart_archive::verify::verify_archive(
         &location,

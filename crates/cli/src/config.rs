@@ -62,7 +62,9 @@ pub(crate) fn open_archive(
     // Out-of-range values (a query.memory-limit too small to be meant, say) are refused
     // by key here as they are by `run`.
     config.validate()?;
-    let location = rampart_core::store::open(&config.archive.url, config.archive.options.clone())
+    let location = config
+        .archive
+        .open(&config.archive.url)
         .with_context(|| format!("cannot open archive {}", config.archive.url))?;
     Ok((config, location))
 }

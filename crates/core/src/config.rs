@@ -286,6 +286,12 @@ pub struct ArchiveConfig {
     /// old. Younger ones may belong to a writer that has not committed yet.
     #[serde(with = "humantime_serde")]
     pub orphan_grace: Duration,
+    /// How long one request to a cloud store (S3, GCS, Azure) is retried, with backoff,
+    /// while the store is unreachable or answers with a server error, before the run
+    /// fails. Meanwhile the pipeline waits: its queues fill and reading stops. Every
+    /// failed attempt is logged as a warning.
+    #[serde(with = "humantime_serde")]
+    pub retry_timeout: Duration,
 }
 
 impl Default for ArchiveConfig {
@@ -294,7 +300,16 @@ impl Default for ArchiveConfig {
             url: "./archive".to_string(),
             options: BTreeMap::new(),
             orphan_grace: Duration::from_secs(3600),
+            retry_timeout: crate::store::DEFAULT_RETRY_TIMEOUT,
         }
+    }
+}
+
+impl ArchiveConfig {
+    /// Opens the archive at `url` (this config's `url`, or one given on the command
+    /// line) with this config's options and retry timeout.
+    pub fn open(&self, url: &str) -> crate::Result<crate::store::Location> {
+        crate::store::open_with_retry(url, self.options.clone(), self.retry_timeout)
     }
 }
 

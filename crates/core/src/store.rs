@@ -95,9 +95,30 @@ pub fn resolve_url(location: &str) -> Result<Url> {
     Url::from_directory_path(&abs).map_err(|()| bad("not an absolute directory path".into()))
 }
 
+/// How long one request to a cloud store is retried by default (`archive.retry-timeout`).
+pub const DEFAULT_RETRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
 /// Opens the location `location` with backend `options` (for example `aws_endpoint`,
-/// `aws_allow_http`). A local directory is created if missing.
+/// `aws_allow_http`), retrying a cloud store's requests for [`DEFAULT_RETRY_TIMEOUT`].
+/// A local directory is created if missing.
 pub fn open<I, K, V>(location: &str, options: I) -> Result<Location>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: Into<String>,
+{
+    open_with_retry(location, options, DEFAULT_RETRY_TIMEOUT)
+}
+
+/// [`open`], retrying each request to a cloud store for up to `retry_timeout` (with
+/// backoff, up to 15 s between attempts) while the store is unreachable or answers with
+/// a server error; every failed attempt is logged as a warning. The local disk is not
+/// retried: its errors (a full disk, a permission) do not go away by waiting.
+pub fn open_with_retry<I, K, V>(
+    location: &str,
+    options: I,
+    retry_timeout: std::time::Duration,
+) -> Result<Location>
 where
     I: IntoIterator<Item = (K, V)>,
     K: AsRef<str>,
@@ -114,12 +135,17 @@ where
             message: format!("cannot create directory {}: {e}", dir.display()),
         })?;
     }
-    let (store, prefix) = build(location, &url, options)?;
+    let (store, prefix) = build(location, &url, options, retry_timeout)?;
     Ok(Location { url, store, prefix })
 }
 
 /// Builds the store for `url`: environment first, then `options`.
-fn build<I, K, V>(location: &str, url: &Url, options: I) -> Result<(Arc<dyn ObjectStore>, Path)>
+fn build<I, K, V>(
+    location: &str,
+    url: &Url,
+    options: I,
+    retry_timeout: std::time::Duration,
+) -> Result<(Arc<dyn ObjectStore>, Path)>
 where
     I: IntoIterator<Item = (K, V)>,
     K: AsRef<str>,
@@ -144,7 +170,17 @@ where
     };
     macro_rules! configure {
         ($builder:expr, $key:ty, $examples:expr) => {{
-            let mut builder = $builder.with_url(url.as_str());
+            let retry = object_store::RetryConfig {
+                // Bounded by time, not by count: an outage is waited out for as long as
+                // `retry_timeout`, however many attempts that takes.
+                max_retries: 100_000,
+                retry_timeout,
+                backoff: object_store::BackoffConfig::default(),
+            };
+            let mut builder = $builder
+                .with_url(url.as_str())
+                .with_retry(retry)
+                .with_http_connector(WarnConnector);
             for (key, value) in options {
                 let parsed: $key = key.parse().map_err(|_| unknown(&key, $examples))?;
                 builder = builder.with_config(parsed, value);
@@ -188,6 +224,78 @@ where
         }
     };
     Ok((store, prefix))
+}
+
+/// The store's HTTP connections, warning of every failed request: object_store retries
+/// them (see [`open_with_retry`]) but says so only at `info`.
+#[derive(Debug)]
+struct WarnConnector;
+
+impl object_store::client::HttpConnector for WarnConnector {
+    fn connect(
+        &self,
+        options: &object_store::ClientOptions,
+    ) -> object_store::Result<object_store::client::HttpClient> {
+        let inner = object_store::client::ReqwestConnector::default().connect(options)?;
+        Ok(object_store::client::HttpClient::new(WarnService { inner }))
+    }
+}
+
+#[derive(Debug)]
+struct WarnService {
+    inner: object_store::client::HttpClient,
+}
+
+type HttpResult =
+    std::result::Result<object_store::client::HttpResponse, object_store::client::HttpError>;
+
+impl object_store::client::HttpService for WarnService {
+    fn call<'a, 'b>(
+        &'a self,
+        req: object_store::client::HttpRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HttpResult> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(async move {
+            let (method, path) = (req.method().clone(), req.uri().path().to_string());
+            let result = self.inner.execute(req).await;
+            match &result {
+                Err(e) => tracing::warn!(
+                    %method,
+                    %path,
+                    error = %error_chain(e),
+                    "archive store request failed; retrying with backoff for up to archive.retry-timeout, the pipeline waits meanwhile"
+                ),
+                Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
+                    tracing::warn!(
+                        %method,
+                        %path,
+                        status = %r.status(),
+                        "archive store answered with an error; retrying with backoff for up to archive.retry-timeout, the pipeline waits meanwhile"
+                    );
+                }
+                Ok(_) => {}
+            }
+            result
+        })
+    }
+}
+
+/// `e` and its causes, `: `-separated ("error sending request: ...: Connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use arrow::array::AsArray;
 use rampart_core::ledger::Ledger;
 use rampart_core::schema::{self, dead_letters};
-use rampart_core::{Clock, Config, store};
+use rampart_core::{Clock, Config};
 use rampart_ingest::{Decoder, FileSource, KafkaBatch, KafkaLocation, KafkaSource, LineChunk};
 use rampart_sink::TableWriter;
 use rampart_window::WindowEngine;
@@ -96,7 +96,7 @@ pub(crate) async fn run_source(
 ) -> Result<Summary> {
     let started = Instant::now();
     let (metrics, _endpoint) = Metrics::start(&config.metrics, Arc::clone(&options.clock)).await?;
-    let archive = store::open(&config.archive.url, config.archive.options.clone())?;
+    let archive = config.archive.open(&config.archive.url)?;
     let (source_label, topic) = match &input {
         Input::File(f) => (f.label().to_string(), None),
         Input::Kafka(k) => (k.label(), Some(k.topic().to_string())),

@@ -6,6 +6,7 @@ mod compact;
 mod crash;
 mod export;
 mod external;
+mod faults;
 mod governance;
 mod kafka;
 mod metrics;

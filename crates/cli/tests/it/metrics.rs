@@ -13,7 +13,7 @@ use crate::windows::{live_counts, stream};
 use crate::*;
 
 /// A port nobody listens on now.
-fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
 }
@@ -36,7 +36,7 @@ fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 }
 
 /// Every sample of a scrape of `/metrics`, by series (`name{labels}`).
-fn scrape(addr: SocketAddr) -> Option<BTreeMap<String, f64>> {
+pub(crate) fn scrape(addr: SocketAddr) -> Option<BTreeMap<String, f64>> {
     let (status, body) = get(addr, "/metrics")?;
     assert_eq!(status, 200, "{body}");
     assert!(
@@ -76,7 +76,7 @@ fn scrape_until(
 }
 
 /// The value of `series`, 0 when absent.
-fn value(m: &BTreeMap<String, f64>, series: &str) -> f64 {
+pub(crate) fn value(m: &BTreeMap<String, f64>, series: &str) -> f64 {
     m.get(series).copied().unwrap_or(0.0)
 }
 

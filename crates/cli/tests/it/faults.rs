@@ -1,0 +1,282 @@
+//! Faults of what a run depends on, with the real services: the object store stopped
+//! mid-run, the local archive's disk full, a graceful stop by SIGTERM. (A broker outage
+//! is in kafka.rs, with the broker.) See docs/archive.md, "Faults".
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::metrics::{free_addr, scrape, value};
+use crate::*;
+
+const BUCKET: &str = "fault";
+const KEY: &str = "fault-key";
+const SECRET: &str = "fault-secret";
+
+/// An S3 server of the test's own (`RAMPART_TEST_S3S`, see `scripts/services.sh`) over a
+/// folder of its own, on a port of its own, that the test stops and starts again.
+struct S3Server {
+    bin: String,
+    /// The folder it serves: bucket `fault` is `root/fault`, and an object is the file
+    /// at its key under it.
+    root: PathBuf,
+    port: u16,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl S3Server {
+    /// `None` when the services are not there (refused when they are required).
+    fn start(dir: &Path) -> Option<Self> {
+        let Ok(bin) = std::env::var("RAMPART_TEST_S3S") else {
+            assert!(
+                std::env::var_os("RAMPART_REQUIRE_SERVICES").is_none(),
+                "RAMPART_REQUIRE_SERVICES is set but RAMPART_TEST_S3S is not: run scripts/test.sh"
+            );
+            return None;
+        };
+        let root = dir.join("s3");
+        std::fs::create_dir_all(root.join(BUCKET)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self {
+            bin,
+            root,
+            port,
+            log: dir.join("s3s.log"),
+            child: None,
+        };
+        server.up();
+        Some(server)
+    }
+
+    /// Starts the server (again) on its port, over its folder.
+    fn up(&mut self) {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(&self.bin)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", KEY, "--secret-key", SECRET])
+            .arg(&self.root)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the S3 server did not listen within 20 s:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the server: connections are reset and new ones refused.
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A config file whose archive is `s3://fault/<prefix>` on this server.
+    fn config(&self, dir: &Path, prefix: &str) -> PathBuf {
+        let path = dir.join(format!("{prefix}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[archive]\nurl = \"s3://{BUCKET}/{prefix}\"\n[archive.options]\n\
+                 aws_endpoint = \"http://127.0.0.1:{}\"\naws_allow_http = \"true\"\n\
+                 aws_virtual_hosted_style_request = \"false\"\naws_region = \"us-east-1\"\n\
+                 aws_access_key_id = \"{KEY}\"\naws_secret_access_key = \"{SECRET}\"\n",
+                self.port
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// The archive at `prefix` as the server stores it: a local archive of the same
+    /// objects, readable while the server is down.
+    fn folder(&self, prefix: &str) -> PathBuf {
+        self.root.join(BUCKET).join(prefix)
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// The manifests of the archive in `dir`, parsed, by sequence.
+fn manifests(archive: &Path) -> Vec<serde_json::Value> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(archive.join("_rampart/manifests"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    names.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    names.sort();
+    names
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
+/// The last file line the manifests of `archive` commit (0 for none).
+fn committed_through(archive: &Path) -> u64 {
+    manifests(archive)
+        .iter()
+        .flat_map(|m| m["sources"].as_array().cloned().unwrap_or_default())
+        .filter_map(|s| s["last_line"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Waits for `child` at most `secs` seconds (then kills it and fails with `log`).
+fn wait_within(child: &mut Child, secs: u64, log: &dyn Fn() -> String) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(secs) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the run did not end within {secs} s:\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_object_store_outage_mid_run_is_waited_out_with_backpressure_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut s3) = S3Server::start(dir.path()) else {
+        return;
+    };
+    let g = generate(
+        dir.path(),
+        "in.jsonl",
+        rampart_gen::GenConfig {
+            bad_rate: 0.01,
+            ..small(300_000, 91)
+        },
+    );
+    let total = g.stats.total();
+    let config = s3.config(dir.path(), "outage");
+    let folder = s3.folder("outage");
+    let addr = free_addr();
+    let log_path = dir.path().join("run.log");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let mut run = rampart()
+        .env("RAMPART_SINK__ROLL_INTERVAL", "1s")
+        .env("RAMPART_RULES__ENABLED", "false")
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .arg("--source")
+        .arg(&g.path)
+        .args(["--metrics-addr", &addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while manifests(&folder).is_empty() && started.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let still_running = |run: &mut Child, when: &str| {
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "the run ended {when}:\n{}",
+            log()
+        );
+    };
+    still_running(
+        &mut run,
+        "before the store went down: make the input larger",
+    );
+
+    // The store goes down mid-run, for about 15 s.
+    s3.down();
+    let down = Instant::now();
+    let committed_at_outage = manifests(&folder).len();
+    let scrape_now = |run: &mut Child| {
+        still_running(run, "during the outage: it must wait for the store");
+        scrape(addr).unwrap_or_else(|| panic!("no metrics during the outage:\n{}", log()))
+    };
+    std::thread::sleep(Duration::from_secs(4));
+    let early = scrape_now(&mut run);
+    std::thread::sleep(Duration::from_secs(10));
+    let late = scrape_now(&mut run);
+    // Backpressure: the run stopped reading, with every queue full, short of the end.
+    let read = value(&late, "rampart_messages_read_total");
+    assert_eq!(
+        value(&early, "rampart_messages_read_total"),
+        read,
+        "the run kept reading while the store was down"
+    );
+    assert!(
+        read < total as f64,
+        "the run read all {total} lines during the outage: nothing was held back"
+    );
+    for queue in ["raw", "decoded", "sink"] {
+        let depth = value(&late, &format!("rampart_queue_depth{{queue=\"{queue}\"}}"));
+        let capacity = value(
+            &late,
+            &format!("rampart_queue_capacity{{queue=\"{queue}\"}}"),
+        );
+        assert!(
+            capacity > 0.0 && depth == capacity,
+            "queue {queue}: {depth} of {capacity} during the outage"
+        );
+    }
+    // Nothing was committed while nothing could be made durable.
+    assert_eq!(manifests(&folder).len(), committed_at_outage);
+    let outage = down.elapsed();
+
+    s3.up();
+    let back = Instant::now();
+    let status = wait_within(&mut run, 240, &log);
+    assert!(status.success(), "the run failed ({status}):\n{}", log());
+    assert!(
+        log().contains("archive store request failed"),
+        "no warning of the outage in the log:\n{}",
+        log()
+    );
+
+    // Every line exactly once; the chain intact (verified through the S3 server), and
+    // only what a manifest lists is in the archive's table folders.
+    assert_eq!(
+        line_coverage(&folder),
+        (total, total, 1, total),
+        "every line exactly once"
+    );
+    assert_eq!(committed_through(&folder), total);
+    let verified = rampart()
+        .args(["verify", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "verify:\n{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    eprintln!(
+        "store outage: {:.1} s; {read} of {total} lines read when reading stopped; \
+         run finished {:.1} s after the store's return",
+        outage.as_secs_f64(),
+        back.elapsed().as_secs_f64()
+    );
+}
