@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
 use rampart_core::SystemClock;
 use rampart_pipeline::RunOptions;
@@ -70,9 +69,41 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         clock: Arc::new(SystemClock),
         handle_signals: true,
     };
-    let summary = rampart_pipeline::run(&config, options)
-        .await
-        .context("pipeline failed")?;
+    let summary = match rampart_pipeline::run(&config, options).await {
+        Ok(summary) => summary,
+        Err(e) if disk_full(&e) => {
+            let archive = rampart_core::store::resolve_url(&config.archive.url)
+                .map_or_else(|_| config.archive.url.clone(), |u| u.to_string());
+            return Err(anyhow::Error::new(e).context(format!(
+                "pipeline failed: the archive's disk is full ({archive}): free space there, \
+                 or move the archive to a larger disk ([archive] url), then run again; it \
+                 resumes after the last commit, and nothing past that was committed"
+            )));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("pipeline failed")),
+    };
     print!("{}", summary.render());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `e` comes from a full disk (or an exhausted quota) under the archive: found
+/// in its chain of causes, or in a message that carries the store's error as text.
+fn disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::StorageFull
+                || matches!(io.raw_os_error(), Some(ENOSPC | EDQUOT)))
+        {
+            return true;
+        }
+        let text = c.to_string();
+        if text.contains("No space left on device") || text.contains("Disk quota exceeded") {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }

@@ -280,3 +280,159 @@ fn an_object_store_outage_mid_run_is_waited_out_with_backpressure_and_loses_noth
         back.elapsed().as_secs_f64()
     );
 }
+
+/// `rampart verify --archive DIR`: its exit status and its report.
+fn verify(archive: &Path) -> (bool, String) {
+    let out = rampart()
+        .args(["verify", "--archive"])
+        .arg(archive)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Every file under `dir`, relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                found.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
+}
+
+/// Runs `script` with `sh` in a user and mount namespace of its own (`unshare -rm`),
+/// where it can mount a small tmpfs; `None` when the system refuses that (the script
+/// exits 97 when its mount is refused), which fails the test when the services are
+/// required.
+fn in_mount_namespace(script: &str, env: &[(&str, &Path)]) -> Option<std::process::Output> {
+    let out = Command::new("unshare")
+        .args(["-rm", "sh", "-c", script])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
+        .env("BIN", env!("CARGO_BIN_EXE_rampart"))
+        .current_dir(repo_root())
+        .output();
+    let refused = match &out {
+        Err(e) => format!("cannot run unshare: {e}"),
+        Ok(o) if o.status.code() == Some(97) || (!o.status.success() && o.stdout.is_empty()) => {
+            format!(
+                "unshare -rm or the tmpfs mount was refused: {}",
+                String::from_utf8_lossy(&o.stderr)
+            )
+        }
+        Ok(_) => return out.ok(),
+    };
+    assert!(
+        std::env::var_os("RAMPART_REQUIRE_SERVICES").is_none(),
+        "RAMPART_REQUIRE_SERVICES is set but the disk-full test cannot make a small disk \
+         ({refused}); it needs user and mount namespaces (`unshare -rm`, as root or with \
+         unprivileged user namespaces allowed)"
+    );
+    eprintln!("skipped: {refused}");
+    None
+}
+
+#[test]
+fn a_full_disk_under_the_archive_fails_clearly_commits_only_what_is_durable_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    // About 44 MB of input, about 3.7 MB of archive: a 1 MiB disk fills after a commit
+    // or two.
+    let g = generate(dir.path(), "in.jsonl", small(100_000, 93));
+    let total = g.stats.total();
+    let (mnt, out) = (dir.path().join("mnt"), dir.path().join("out"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    // The tmpfs lives as long as the namespace: everything that needs it is in the
+    // script, and copies of the archive are taken out for the checks.
+    let script = r#"
+        mount -t tmpfs -o size=1m none "$MNT" || exit 97
+        export RAMPART_LOG=warn RAMPART_RULES__ENABLED=true \
+            RAMPART_SINK__ROLL_INTERVAL=1s RAMPART_ARCHIVE__ORPHAN_GRACE=1s
+        "$BIN" run --source "$IN" --archive "$MNT/archive" >"$OUT/full.out" 2>"$OUT/full.err"
+        echo $? >"$OUT/full.rc"
+        cp -a "$MNT/archive" "$OUT/after-full"
+        # Room again (past the orphan grace): the same command resumes.
+        mount -o remount,size=64m "$MNT" || exit 98
+        sleep 1.2
+        "$BIN" run --source "$IN" --archive "$MNT/archive" >"$OUT/again.out" 2>"$OUT/again.err"
+        echo $? >"$OUT/again.rc"
+        cp -a "$MNT/archive" "$OUT/final"
+    "#;
+    let Some(ran) = in_mount_namespace(script, &[("MNT", &mnt), ("OUT", &out), ("IN", &g.path)])
+    else {
+        return;
+    };
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap_or_default();
+    assert!(
+        ran.status.success(),
+        "the script failed ({}): {}",
+        ran.status,
+        String::from_utf8_lossy(&ran.stderr)
+    );
+
+    // A clear error: the disk is full, where, and what to do.
+    let err = read("full.err");
+    assert_ne!(
+        read("full.rc").trim(),
+        "0",
+        "the run succeeded on a full disk"
+    );
+    let archive = mnt.join("archive");
+    for needed in [
+        "No space left on device",
+        "the archive's disk is full",
+        archive.to_str().unwrap(),
+        "free space there",
+        "resumes after the last commit",
+    ] {
+        assert!(err.contains(needed), "the error lacks `{needed}`:\n{err}");
+    }
+
+    // Nothing partial is visible: no staging file, every listed file whole (verify checks
+    // each one's size, SHA-256 and rows), and the committed lines are exactly the rows of
+    // the committed files, each once.
+    let after = out.join("after-full");
+    let committed = committed_through(&after);
+    assert!(
+        committed > 0 && committed < total,
+        "{committed} of {total} lines committed before the disk filled: resize the disk"
+    );
+    let staging: Vec<String> = files_under(&after)
+        .into_iter()
+        .filter(|f| f.contains('#'))
+        .collect();
+    assert!(staging.is_empty(), "partial files left: {staging:?}");
+    let (intact, report) = verify(&after);
+    assert!(intact && report.contains("archive intact"), "{report}");
+    assert_eq!(
+        line_coverage(&after),
+        (committed, committed, 1, committed),
+        "the committed lines, each once, and no more"
+    );
+
+    // With room again, the same command resumes and completes: every line exactly once.
+    assert_eq!(read("again.rc").trim(), "0", "{}", read("again.err"));
+    let summary = read("again.out");
+    assert!(
+        summary.contains(&format!("resumed       after line {committed}")),
+        "{summary}"
+    );
+    let last = out.join("final");
+    assert_eq!(line_coverage(&last), (total, total, 1, total));
+    let (intact, report) = verify(&last);
+    assert!(intact && report.contains("archive intact"), "{report}");
+}
