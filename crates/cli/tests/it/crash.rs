@@ -99,35 +99,7 @@ fn a_killed_run_restarted_archives_every_line_exactly_once() {
 
     // What the kills left uncommitted was removed at restart: every data file on disk
     // is one a manifest lists, and no staging file remains.
-    let mut on_disk = Vec::new();
-    let mut stack = vec![archive.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                if !p.ends_with("_rampart") {
-                    stack.push(p);
-                }
-            } else {
-                on_disk.push(
-                    p.strip_prefix(&archive)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-            }
-        }
-    }
-    let mut listed: Vec<String> = Vec::new();
-    for m in std::fs::read_dir(archive.join("_rampart/manifests")).unwrap() {
-        let v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(m.unwrap().path()).unwrap()).unwrap();
-        for f in v["add"].as_array().into_iter().flatten() {
-            listed.push(f["path"].as_str().unwrap().to_string());
-        }
-    }
-    on_disk.sort();
-    listed.sort();
+    let (on_disk, listed) = crate::faults::on_disk_and_listed(&archive);
     assert_eq!(
         on_disk, listed,
         "files on disk are exactly the committed ones"

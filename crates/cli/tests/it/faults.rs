@@ -2,6 +2,7 @@
 //! mid-run, the local archive's disk full, a graceful stop by SIGTERM. (A broker outage
 //! is in kafka.rs, with the broker.) See docs/archive.md, "Faults".
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -88,8 +89,9 @@ impl S3Server {
         }
     }
 
-    /// A config file whose archive is `s3://fault/<prefix>` on this server.
-    fn config(&self, dir: &Path, prefix: &str) -> PathBuf {
+    /// A config file whose archive is `s3://fault/<prefix>` on this server, followed by
+    /// `more` (TOML).
+    fn config(&self, dir: &Path, prefix: &str, more: &str) -> PathBuf {
         let path = dir.join(format!("{prefix}.toml"));
         std::fs::write(
             &path,
@@ -97,7 +99,7 @@ impl S3Server {
                 "[archive]\nurl = \"s3://{BUCKET}/{prefix}\"\n[archive.options]\n\
                  aws_endpoint = \"http://127.0.0.1:{}\"\naws_allow_http = \"true\"\n\
                  aws_virtual_hosted_style_request = \"false\"\naws_region = \"us-east-1\"\n\
-                 aws_access_key_id = \"{KEY}\"\naws_secret_access_key = \"{SECRET}\"\n",
+                 aws_access_key_id = \"{KEY}\"\naws_secret_access_key = \"{SECRET}\"\n{more}",
                 self.port
             ),
         )
@@ -157,67 +159,63 @@ fn wait_within(child: &mut Child, secs: u64, log: &dyn Fn() -> String) -> std::p
     }
 }
 
-#[test]
-fn an_object_store_outage_mid_run_is_waited_out_with_backpressure_and_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(mut s3) = S3Server::start(dir.path()) else {
-        return;
+/// 300 000 lines, 1 % malformed: a run of several seconds over several commits.
+fn input(dir: &Path, seed: u64) -> Generated {
+    let cfg = rampart_gen::GenConfig {
+        bad_rate: 0.01,
+        ..small(300_000, seed)
     };
-    let g = generate(
-        dir.path(),
-        "in.jsonl",
-        rampart_gen::GenConfig {
-            bad_rate: 0.01,
-            ..small(300_000, 91)
-        },
-    );
-    let total = g.stats.total();
-    let config = s3.config(dir.path(), "outage");
-    let folder = s3.folder("outage");
+    generate(dir, "in.jsonl", cfg)
+}
+
+/// Runs `cmd` (a `rampart run` on `s3`'s archive at `folder`) through an outage of the
+/// store: down once the first commit is stored, for about 14 s, then up again. Checks
+/// that meanwhile the run stays up and waits: its read count flat and short of `total`,
+/// every queue full, no manifest added, `during` (called 4 s and 14 s in) satisfied;
+/// that it then completes with exit 0; and that it warned of the failed requests.
+fn run_through_store_outage(
+    s3: &mut S3Server,
+    folder: &Path,
+    dir: &Path,
+    cmd: &mut Command,
+    total: u64,
+    mut during: impl FnMut(),
+) {
     let addr = free_addr();
-    let log_path = dir.path().join("run.log");
+    let log_path = dir.join("run.log");
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    let mut run = rampart()
-        .env("RAMPART_SINK__ROLL_INTERVAL", "1s")
-        .env("RAMPART_RULES__ENABLED", "false")
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .arg("--source")
-        .arg(&g.path)
+    let mut run = cmd
         .args(["--metrics-addr", &addr.to_string()])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while manifests(&folder).is_empty() && started.elapsed() < Duration::from_secs(90) {
+    while manifests(folder).is_empty() && started.elapsed() < Duration::from_secs(90) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let still_running = |run: &mut Child, when: &str| {
+    let scrape_running = |run: &mut Child, when: &str| {
         assert!(
             run.try_wait().unwrap().is_none(),
             "the run ended {when}:\n{}",
             log()
         );
+        scrape(addr).unwrap_or_else(|| panic!("no metrics {when}:\n{}", log()))
     };
-    still_running(
+    scrape_running(
         &mut run,
         "before the store went down: make the input larger",
     );
 
-    // The store goes down mid-run, for about 15 s.
     s3.down();
     let down = Instant::now();
-    let committed_at_outage = manifests(&folder).len();
-    let scrape_now = |run: &mut Child| {
-        still_running(run, "during the outage: it must wait for the store");
-        scrape(addr).unwrap_or_else(|| panic!("no metrics during the outage:\n{}", log()))
-    };
+    let committed_at_outage = manifests(folder).len();
     std::thread::sleep(Duration::from_secs(4));
-    let early = scrape_now(&mut run);
+    let early = scrape_running(&mut run, "during the outage: it must wait for the store");
+    during();
     std::thread::sleep(Duration::from_secs(10));
-    let late = scrape_now(&mut run);
+    let late = scrape_running(&mut run, "during the outage: it must wait for the store");
+    during();
     // Backpressure: the run stopped reading, with every queue full, short of the end.
     let read = value(&late, "rampart_messages_read_total");
     assert_eq!(
@@ -227,7 +225,7 @@ fn an_object_store_outage_mid_run_is_waited_out_with_backpressure_and_loses_noth
     );
     assert!(
         read < total as f64,
-        "the run read all {total} lines during the outage: nothing was held back"
+        "the run read all {total} messages during the outage: nothing was held back"
     );
     for queue in ["raw", "decoded", "sink"] {
         let depth = value(&late, &format!("rampart_queue_depth{{queue=\"{queue}\"}}"));
@@ -241,7 +239,7 @@ fn an_object_store_outage_mid_run_is_waited_out_with_backpressure_and_loses_noth
         );
     }
     // Nothing was committed while nothing could be made durable.
-    assert_eq!(manifests(&folder).len(), committed_at_outage);
+    assert_eq!(manifests(folder).len(), committed_at_outage);
     let outage = down.elapsed();
 
     s3.up();
@@ -253,9 +251,41 @@ fn an_object_store_outage_mid_run_is_waited_out_with_backpressure_and_loses_noth
         "no warning of the outage in the log:\n{}",
         log()
     );
+    eprintln!(
+        "store outage: {:.1} s; {read} of {total} messages read when reading stopped; \
+         run finished {:.1} s after the store's return",
+        outage.as_secs_f64(),
+        back.elapsed().as_secs_f64()
+    );
+}
 
-    // Every line exactly once; the chain intact (verified through the S3 server), and
-    // only what a manifest lists is in the archive's table folders.
+#[test]
+fn an_object_store_outage_mid_run_is_waited_out_with_backpressure_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut s3) = S3Server::start(dir.path()) else {
+        return;
+    };
+    let g = input(dir.path(), 91);
+    let total = g.stats.total();
+    let config = s3.config(dir.path(), "outage", "");
+    let folder = s3.folder("outage");
+    run_through_store_outage(
+        &mut s3,
+        &folder,
+        dir.path(),
+        rampart()
+            .env("RAMPART_SINK__ROLL_INTERVAL", "1s")
+            .env("RAMPART_RULES__ENABLED", "false")
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--source")
+            .arg(&g.path),
+        total,
+        || {},
+    );
+
+    // Every line exactly once, and the chain intact (verified through the S3 server).
     assert_eq!(
         line_coverage(&folder),
         (total, total, 1, total),
@@ -273,12 +303,100 @@ fn an_object_store_outage_mid_run_is_waited_out_with_backpressure_and_loses_noth
         String::from_utf8_lossy(&verified.stdout),
         String::from_utf8_lossy(&verified.stderr)
     );
-    eprintln!(
-        "store outage: {:.1} s; {read} of {total} lines read when reading stopped; \
-         run finished {:.1} s after the store's return",
-        outage.as_secs_f64(),
-        back.elapsed().as_secs_f64()
+}
+
+/// Per partition, the last Kafka offset the manifests of `archive` commit.
+fn archived_offsets(archive: &Path) -> BTreeMap<i32, i64> {
+    let mut last = BTreeMap::new();
+    for m in manifests(archive) {
+        for s in m["sources"].as_array().into_iter().flatten() {
+            if s["kind"] == "kafka" {
+                let p = s["partition"].as_i64().unwrap() as i32;
+                let o = s["last_offset"].as_i64().unwrap();
+                let e = last.entry(p).or_insert(o);
+                *e = (*e).max(o);
+            }
+        }
+    }
+    last
+}
+
+/// The group's committed offsets are at most the archive's: none past a record that no
+/// manifest holds. Returns how many partitions the group has offsets for.
+fn assert_group_within_archive(brokers: &str, group: &str, topic: &str, archive: &Path) -> usize {
+    let (group_at, archived) = (
+        group_offsets(brokers, group, topic),
+        archived_offsets(archive),
     );
+    for (p, next) in &group_at {
+        assert!(
+            archived.get(p).is_some_and(|last| *next <= last + 1),
+            "partition {p}: the group is at {next}, the archive holds up to {:?}",
+            archived.get(p)
+        );
+    }
+    group_at.len()
+}
+
+#[test]
+fn an_object_store_outage_under_a_kafka_run_commits_no_group_offset_past_the_archive() {
+    use crate::kafka::{GROUP_SETTINGS, broker, coverage, create_topic};
+    const EVENTS: u64 = 150_000;
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut s3) = S3Server::start(dir.path()) else {
+        return;
+    };
+    let topic = create_topic(&brokers, 4);
+    // Records keep arriving (about 7 s of them), so the run is still reading when the
+    // store goes down.
+    let producer = rampart()
+        .args(["gen", "--events", &EVENTS.to_string(), "--seed", "96"])
+        .args(["--rate", "20000", "--kafka", &format!("{brokers}/{topic}")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let group = format!("g-{topic}");
+    let config = s3.config(dir.path(), "kafka", GROUP_SETTINGS);
+    let folder = s3.folder("kafka");
+    let mut compared = 0;
+    run_through_store_outage(
+        &mut s3,
+        &folder,
+        dir.path(),
+        rampart()
+            .env("RAMPART_SINK__ROLL_INTERVAL", "1s")
+            .env("RAMPART_ARCHIVE__ORPHAN_GRACE", "1s")
+            .env("RAMPART_RULES__ENABLED", "false")
+            // Batches of 1000 records: the three queues of 8 batches hold about 25 000,
+            // so the run stops reading well short of the end.
+            .env("RAMPART_KAFKA__BATCH_RECORDS", "1000")
+            .env("RAMPART_LOG", "info")
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--source")
+            .arg(format!("kafka://{brokers}/{topic}?group={group}"))
+            .arg("--until-end"),
+        EVENTS,
+        || compared = assert_group_within_archive(&brokers, &group, &topic, &folder),
+    );
+    assert!(
+        compared > 0,
+        "the group committed nothing before the outage: nothing was compared"
+    );
+    assert!(producer.wait_with_output().unwrap().status.success());
+    assert_eq!(
+        coverage(&folder, &topic),
+        (EVENTS, EVENTS, 0),
+        "every record once"
+    );
+    // At the end the group holds exactly what the archive holds.
+    let next: BTreeMap<i32, i64> = archived_offsets(&folder)
+        .into_iter()
+        .map(|(p, last)| (p, last + 1))
+        .collect();
+    assert_eq!(group_offsets(&brokers, &group, &topic), next);
 }
 
 /// `rampart verify --archive DIR`: its exit status and its report.
@@ -435,4 +553,211 @@ fn a_full_disk_under_the_archive_fails_clearly_commits_only_what_is_durable_and_
     assert_eq!(line_coverage(&last), (total, total, 1, total));
     let (intact, report) = verify(&last);
     assert!(intact && report.contains("archive intact"), "{report}");
+}
+
+/// Sends SIGTERM to `child` and waits for it, at most a minute (then kills it and
+/// fails); it must exit with status 0.
+fn sigterm_exits_0(child: &mut Child, log: &dyn Fn() -> String) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "the run was not running:\n{}", log());
+    let status = wait_within(child, 60, log);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM: not a clean stop:\n{}",
+        log()
+    );
+}
+
+/// The data files under `archive` (not under `_rampart/`), and the ones its manifests
+/// list, both sorted: equal when nothing written was left uncommitted.
+pub(crate) fn on_disk_and_listed(archive: &Path) -> (Vec<String>, Vec<String>) {
+    let mut on_disk: Vec<String> = files_under(archive)
+        .into_iter()
+        .filter(|f| !f.starts_with("_rampart"))
+        .collect();
+    let mut listed: Vec<String> = manifests(archive)
+        .iter()
+        .flat_map(|m| m["add"].as_array().cloned().unwrap_or_default())
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect();
+    on_disk.sort();
+    listed.sort();
+    (on_disk, listed)
+}
+
+/// Long enough that no commit falls due while the tests below run: what is committed
+/// when they stop the run is committed by the stop.
+const NO_TIMED_COMMIT: [(&str, &str); 2] = [
+    ("RAMPART_SINK__ROLL_INTERVAL", "10m"),
+    ("RAMPART_ARCHIVE__ORPHAN_GRACE", "10m"),
+];
+
+#[test]
+fn sigterm_stops_a_file_run_that_commits_what_it_read_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = input(dir.path(), 94);
+    let total = g.stats.total();
+    let archive = dir.path().join("archive");
+    let (out_path, log_path) = (dir.path().join("run.out"), dir.path().join("run.log"));
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let mut run = rampart()
+        .envs(NO_TIMED_COMMIT)
+        .arg("run")
+        .arg("--source")
+        .arg(&g.path)
+        .arg("--archive")
+        .arg(&archive)
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "the run ended before SIGTERM: make the input larger:\n{}",
+        log()
+    );
+    assert!(manifests(&archive).is_empty(), "a commit before the stop");
+
+    sigterm_exits_0(&mut run, &log);
+    let summary = std::fs::read_to_string(&out_path).unwrap();
+    assert!(
+        summary.contains("rampart run stopped by signal"),
+        "{summary}"
+    );
+    let read = summary_count(&summary, "messages");
+    assert!(
+        read > 0 && read < total,
+        "{read} of {total} lines read when stopped: the stop did not land mid-run"
+    );
+    // What was read is committed, once, and nothing written is left out of the archive.
+    assert_eq!(committed_through(&archive), read, "{summary}");
+    assert_eq!(line_coverage(&archive), (read, read, 1, read));
+    let (on_disk, listed) = on_disk_and_listed(&archive);
+    assert!(!listed.is_empty());
+    assert_eq!(on_disk, listed, "files written but not committed");
+    let (intact, report) = verify(&archive);
+    assert!(intact, "{report}");
+
+    // The same command again continues from there and completes: every line once.
+    let again = run_pipeline_env(&g.path, &archive, NO_TIMED_COMMIT);
+    assert!(
+        again.contains(&format!("resumed       after line {read}")),
+        "{again}"
+    );
+    assert_eq!(line_coverage(&archive), (total, total, 1, total));
+}
+
+#[test]
+fn sigterm_stops_a_kafka_run_that_commits_what_it_read_to_the_archive_and_the_group() {
+    use crate::kafka::{broker, coverage, create_topic, produce, run_kafka_settings};
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let topic = create_topic(&brokers, 4);
+    const EVENTS: u64 = 60_000;
+    produce(&brokers, &topic, EVENTS, 95);
+    let archive = dir.path().join("archive");
+    let group = format!("g-{topic}");
+    let addr = free_addr();
+    let log_path = dir.path().join("run.log");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    // A live member (no --until-end): it runs until stopped.
+    let mut run = run_kafka_settings(&brokers, &topic, &archive, &group, "")
+        .envs(NO_TIMED_COMMIT)
+        .env("RAMPART_LOG", "info")
+        .args(["--metrics-addr", &addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let read = scrape(addr).map_or(0.0, |m| value(&m, "rampart_messages_read_total"));
+        if read > 0.0 {
+            break;
+        }
+        assert!(
+            run.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(60),
+            "the run read nothing within a minute:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(manifests(&archive).is_empty(), "a commit before the stop");
+
+    sigterm_exits_0(&mut run, &log);
+    // What was read is in the archive, once, with no file left uncommitted...
+    let (n, distinct, other) = coverage(&archive, &topic);
+    assert!(
+        n > 0 && n == distinct && other == 0,
+        "{n} {distinct} {other}"
+    );
+    let (on_disk, listed) = on_disk_and_listed(&archive);
+    assert_eq!(on_disk, listed, "files written but not committed");
+    // ...and the group's offsets are exactly the archive's: next after the last
+    // archived record of each partition, none past it.
+    let archived: BTreeMap<i32, i64> = query_json(
+        &archive,
+        "SELECT kafka_partition AS p, max(kafka_offset) AS o FROM \
+         (SELECT kafka_partition, kafka_offset FROM events UNION ALL \
+          SELECT kafka_partition, kafka_offset FROM dead_letters) GROUP BY kafka_partition",
+    )
+    .iter()
+    .map(|r| {
+        (
+            r["p"].as_i64().unwrap() as i32,
+            r["o"].as_i64().unwrap() + 1,
+        )
+    })
+    .collect();
+    assert_eq!(group_offsets(&brokers, &group, &topic), archived);
+
+    // A run of the same group to the end reads on from there: every record once, and
+    // nothing it is given was archived already.
+    let again = dir.path().join("again.log");
+    let out = run_kafka_settings(&brokers, &topic, &archive, &group, "")
+        .arg("--until-end")
+        .env("RAMPART_LOG", "info")
+        .stderr(std::fs::File::create(&again).unwrap())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    let again = std::fs::read_to_string(&again).unwrap();
+    assert!(out.success(), "{again}");
+    assert_eq!(coverage(&archive, &topic), (EVENTS, EVENTS, 0));
+    assert!(
+        !again.contains("records already in the archive were skipped"),
+        "the group's offsets lagged the archive:\n{again}"
+    );
+}
+
+/// The offsets `group` has committed for `topic`, by partition (the ones it has).
+fn group_offsets(brokers: &str, group: &str, topic: &str) -> BTreeMap<i32, i64> {
+    use rdkafka::Offset;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(20))
+        .unwrap();
+    committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
 }

@@ -67,7 +67,7 @@ pub(crate) fn produce(brokers: &str, topic: &str, events: u64, seed: u64) {
 
 /// Short group timeouts: the test broker waits about half a session timeout for members
 /// to join (20 s with librdkafka's default of 45 s).
-const GROUP_SETTINGS: &str =
+pub(crate) const GROUP_SETTINGS: &str =
     "[kafka.rdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n";
 
 fn run_kafka(brokers: &str, topic: &str, archive: &Path) -> Command {
@@ -138,7 +138,7 @@ pub(crate) fn ok_within(cmd: &mut Command, secs: u64) {
 }
 
 /// (rows, distinct (partition, offset), rows of another topic) over events and dead letters.
-fn coverage(archive: &Path, topic: &str) -> (u64, u64, u64) {
+pub(crate) fn coverage(archive: &Path, topic: &str) -> (u64, u64, u64) {
     let rows = query_json(
         archive,
         &format!(
