@@ -69,26 +69,41 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         clock: Arc::new(SystemClock),
         handle_signals: true,
     };
-    let summary = match rampart_pipeline::run(&config, options).await {
-        Ok(summary) => summary,
-        Err(e) if disk_full(&e) => {
-            let archive = rampart_core::store::resolve_url(&config.archive.url)
-                .map_or_else(|_| config.archive.url.clone(), |u| u.to_string());
-            return Err(anyhow::Error::new(e).context(format!(
-                "pipeline failed: the archive's disk is full ({archive}): free space there, \
-                 or move the archive to a larger disk ([archive] url), then run again; it \
-                 resumes after the last commit, and nothing past that was committed"
-            )));
-        }
-        Err(e) => return Err(anyhow::Error::new(e).context("pipeline failed")),
-    };
+    let summary = rampart_pipeline::run(&config, options).await.map_err(|e| {
+        let archive = rampart_core::store::resolve_url(&config.archive.url)
+            .map_or_else(|_| config.archive.url.clone(), |u| u.to_string());
+        let what = match fault(&e) {
+            Some(Fault::DiskFull) => format!(
+                "the archive's disk is full ({archive}): free space there, or move the \
+                     archive to a larger disk ([archive] url), then run again"
+            ),
+            Some(Fault::StoreUnreachable) => format!(
+                "the archive store ({archive}) did not answer within \
+                     archive.retry-timeout ({}): once it does, run again",
+                humantime::format_duration(config.archive.retry_timeout)
+            ),
+            None => return anyhow::Error::new(e).context("pipeline failed"),
+        };
+        anyhow::Error::new(e).context(format!(
+            "pipeline failed: {what}; it resumes after the last commit, and nothing past \
+                 that was committed"
+        ))
+    })?;
     print!("{}", summary.render());
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether `e` comes from a full disk (or an exhausted quota) under the archive: found
-/// in its chain of causes, or in a message that carries the store's error as text.
-fn disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+/// A failure of what the archive lives on, that a rerun recovers from once it is fixed.
+enum Fault {
+    /// The disk under a local archive is full (or its quota exhausted).
+    DiskFull,
+    /// A cloud store did not answer within `archive.retry-timeout`.
+    StoreUnreachable,
+}
+
+/// The [`Fault`] behind `e`: found in its chain of causes, or in a message that carries
+/// the store's error as text.
+fn fault(e: &(dyn std::error::Error + 'static)) -> Option<Fault> {
     const ENOSPC: i32 = 28;
     const EDQUOT: i32 = 122;
     let mut cause = Some(e);
@@ -97,13 +112,17 @@ fn disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
             && (io.kind() == std::io::ErrorKind::StorageFull
                 || matches!(io.raw_os_error(), Some(ENOSPC | EDQUOT)))
         {
-            return true;
+            return Some(Fault::DiskFull);
         }
         let text = c.to_string();
         if text.contains("No space left on device") || text.contains("Disk quota exceeded") {
-            return true;
+            return Some(Fault::DiskFull);
+        }
+        // object_store's error once its retries have run out.
+        if text.contains(" retries, max_retries: ") && text.contains("retry_timeout: ") {
+            return Some(Fault::StoreUnreachable);
         }
         cause = c.source();
     }
-    false
+    None
 }

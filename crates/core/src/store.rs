@@ -266,14 +266,14 @@ impl object_store::client::HttpService for WarnService {
                     %method,
                     %path,
                     error = %error_chain(e),
-                    "archive store request failed; retrying with backoff for up to archive.retry-timeout, the pipeline waits meanwhile"
+                    "archive store request failed; retrying with backoff for up to archive.retry-timeout"
                 ),
                 Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
                     tracing::warn!(
                         %method,
                         %path,
                         status = %r.status(),
-                        "archive store answered with an error; retrying with backoff for up to archive.retry-timeout, the pipeline waits meanwhile"
+                        "archive store answered with an error; retrying with backoff for up to archive.retry-timeout"
                     );
                 }
                 Ok(_) => {}

@@ -292,17 +292,80 @@ fn an_object_store_outage_mid_run_is_waited_out_with_backpressure_and_loses_noth
         "every line exactly once"
     );
     assert_eq!(committed_through(&folder), total);
-    let verified = rampart()
-        .args(["verify", "--config"])
-        .arg(&config)
-        .output()
+    // `verify` through the S3 server: exit 0 only when intact.
+    ok(rampart().args(["verify", "--config"]).arg(&config));
+}
+
+#[test]
+fn a_store_down_past_the_retry_timeout_fails_the_run_clearly_and_a_rerun_completes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut s3) = S3Server::start(dir.path()) else {
+        return;
+    };
+    let g = generate(dir.path(), "in.jsonl", small(100_000, 97));
+    let total = g.stats.total();
+    let config = s3.config(dir.path(), "timeout", "");
+    let folder = s3.folder("timeout");
+    let run = || {
+        let mut c = rampart();
+        c.env("RAMPART_SINK__ROLL_INTERVAL", "1s")
+            .env("RAMPART_ARCHIVE__ORPHAN_GRACE", "1s")
+            .env("RAMPART_ARCHIVE__RETRY_TIMEOUT", "3s")
+            .env("RAMPART_RULES__ENABLED", "false")
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--source")
+            .arg(&g.path);
+        c
+    };
+    let log_path = dir.path().join("run.log");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let mut first = run()
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
         .unwrap();
+    let started = Instant::now();
+    while manifests(&folder).is_empty() && started.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
-        verified.status.success(),
-        "verify:\n{}{}",
-        String::from_utf8_lossy(&verified.stdout),
-        String::from_utf8_lossy(&verified.stderr)
+        first.try_wait().unwrap().is_none(),
+        "the run ended before the store went down: make the input larger:\n{}",
+        log()
     );
+    s3.down();
+    let down = Instant::now();
+    let status = wait_within(&mut first, 60, &log);
+    assert!(!status.success(), "the run succeeded without its store");
+    assert!(
+        down.elapsed() >= Duration::from_secs(3),
+        "the run gave up {:.1} s into the outage, before archive.retry-timeout",
+        down.elapsed().as_secs_f64()
+    );
+    let err = log();
+    for needed in [
+        "the archive store (s3://fault/timeout) did not answer within archive.retry-timeout (3s)",
+        "run again; it resumes after the last commit, and nothing past that was committed",
+        "Connection refused",
+    ] {
+        assert!(err.contains(needed), "the error lacks `{needed}`:\n{err}");
+    }
+    let committed = committed_through(&folder);
+    assert!(committed > 0 && committed < total, "{committed} of {total}");
+
+    // The store is back: the same command resumes after the last commit and completes.
+    s3.up();
+    std::thread::sleep(Duration::from_millis(1100)); // past the orphan grace
+    let summary = String::from_utf8(ok(&mut run()).stdout).unwrap();
+    assert!(
+        summary.contains(&format!("resumed       after line {committed}")),
+        "{summary}"
+    );
+    assert_eq!(line_coverage(&folder), (total, total, 1, total));
+    // `verify` through the S3 server: exit 0 only when intact.
+    ok(rampart().args(["verify", "--config"]).arg(&config));
 }
 
 /// Per partition, the last Kafka offset the manifests of `archive` commit.
