@@ -199,7 +199,7 @@ impl Default for SourceConfig {
     fn default() -> Self {
         Self {
             url: None,
-            read_chunk: ByteSize::mib(1),
+            read_chunk: ByteSize::mib(4),
         }
     }
 }

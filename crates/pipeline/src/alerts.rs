@@ -40,15 +40,16 @@ impl AlertSink {
 
     /// Writes the alerts of `outputs` and flushes them; returns how many were written.
     pub(crate) fn write(&mut self, outputs: &Outputs) -> Result<u64> {
+        let count = (outputs.policy_hits.len() + outputs.violations.len()) as u64;
+        if count == 0 || matches!(self, Self::None) {
+            return Ok(count);
+        }
         let lines: Vec<String> = outputs
             .policy_hits
             .iter()
-            .map(|h| h.alert().to_string())
-            .chain(outputs.violations.iter().map(|v| v.alert().to_string()))
+            .map(|h| h.alert_line())
+            .chain(outputs.violations.iter().map(|v| v.alert_line()))
             .collect();
-        if lines.is_empty() {
-            return Ok(0);
-        }
         let write_all = |out: &mut dyn Write| -> std::io::Result<()> {
             for l in &lines {
                 out.write_all(l.as_bytes())?;
@@ -69,6 +70,6 @@ impl AlertSink {
                 source: e,
             })?,
         }
-        Ok(lines.len() as u64)
+        Ok(count)
     }
 }

@@ -13,10 +13,11 @@ use parquet::arrow::async_writer::AsyncFileWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use rampart_core::Clock;
 use rampart_core::config::SinkConfig;
 use rampart_core::layout::{data_file_name, partition_dir};
-use rampart_core::schema::TableDef;
+use rampart_core::schema::{self, TableDef};
 use rampart_core::store::Location;
 use sha2::{Digest, Sha256};
 use tracing::{debug, instrument};
@@ -24,6 +25,15 @@ use tracing::{debug, instrument};
 use crate::partition::split_by_hour;
 use crate::{Error, Result};
 
+/// Columns written without a dictionary: free text, addresses, raw bytes and JSON.
+const UNIQUE_VALUED: &[&str] = &[
+    schema::events::MESSAGE,
+    schema::events::SRC_IP,
+    schema::events::EXTRA,
+    schema::events::TS_RAW,
+    schema::dead_letters::RAW,
+    schema::dead_letters::REASON,
+];
 /// Upper bound of one buffered row group, whatever its row count.
 const MAX_ROW_GROUP_BYTES: usize = 64 << 20;
 
@@ -103,7 +113,13 @@ impl TableWriter {
         let level = ZstdLevel::try_new(config.zstd_level).map_err(|e| Error::Config {
             message: format!("sink.zstd-level {}: {e}", config.zstd_level),
         })?;
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder();
+        // Columns whose values rarely repeat: a dictionary costs a hash per value and is
+        // dropped for plain encoding once it outgrows its page anyway.
+        for column in UNIQUE_VALUED {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+        }
+        let props = props
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(config.row_group_rows))
             .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))

@@ -285,6 +285,30 @@ impl PolicyHit {
             "increase_pct": self.increase_pct,
         })
     }
+
+    /// [`PolicyHit::alert`] as one line of compact JSON, written without building the
+    /// value first (the alerts output's hot path); the same bytes.
+    pub fn alert_line(&self) -> String {
+        serde_json::to_string(&HitLine {
+            action: &self.action,
+            category: self.category.as_deref(),
+            hit_count: self.hit_count,
+            increase_pct: self.increase_pct,
+            prev_count: self.prev_count,
+            resource_id: &self.resource_id,
+            route: Route {
+                owner: self.workload.as_deref(),
+                security: true,
+            },
+            rule_id: &self.rule_id,
+            rule_version: self.rule_version,
+            kind: "policy_hit",
+            window_end: rfc3339(self.window_end),
+            window_start: rfc3339(self.window_start),
+            workload: self.workload.as_deref(),
+        })
+        .unwrap_or_default()
+    }
 }
 
 impl ViolationChange {
@@ -321,6 +345,74 @@ impl ViolationChange {
             "resolved_by": self.resolved_by,
         })
     }
+
+    /// [`ViolationChange::alert`] as one line of compact JSON, written without building
+    /// the value first; the same bytes.
+    pub fn alert_line(&self) -> String {
+        serde_json::to_string(&ViolationLine {
+            action: &self.action,
+            changed_at: rfc3339(self.changed_at),
+            opened_at: rfc3339(self.opened_at),
+            opened_by: &self.opened_by,
+            resolved_at: self.resolved_at.map(rfc3339),
+            resolved_by: self.resolved_by.as_deref(),
+            resource_id: &self.resource_id,
+            route: Route {
+                owner: self.workload.as_deref(),
+                security: true,
+            },
+            rule_id: &self.rule_id,
+            rule_version: self.rule_version,
+            state: self.state.as_str(),
+            kind: "violation",
+            workload: self.workload.as_deref(),
+        })
+        .unwrap_or_default()
+    }
+}
+
+// The alert lines' fields in the order `serde_json::Value` writes an object's keys
+// (sorted), so that `alert_line` and `alert().to_string()` give the same bytes.
+#[derive(serde::Serialize)]
+struct Route<'a> {
+    owner: Option<&'a str>,
+    security: bool,
+}
+
+#[derive(serde::Serialize)]
+struct HitLine<'a> {
+    action: &'a str,
+    category: Option<&'a str>,
+    hit_count: i64,
+    increase_pct: Option<f64>,
+    prev_count: Option<i64>,
+    resource_id: &'a str,
+    route: Route<'a>,
+    rule_id: &'a str,
+    rule_version: i32,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    window_end: Value,
+    window_start: Value,
+    workload: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct ViolationLine<'a> {
+    action: &'a str,
+    changed_at: Value,
+    opened_at: Value,
+    opened_by: &'a str,
+    resolved_at: Option<Value>,
+    resolved_by: Option<&'a str>,
+    resource_id: &'a str,
+    route: Route<'a>,
+    rule_id: &'a str,
+    rule_version: i32,
+    state: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    workload: Option<&'a str>,
 }
 
 #[cfg(test)]
@@ -386,5 +478,45 @@ mod tests {
             ..change.clone()
         };
         assert_ne!(opened.alert_id(), change.alert_id());
+    }
+
+    #[test]
+    fn alert_lines_are_the_bytes_of_the_alert_values() {
+        // The value built with `json!` is the reference; the line is written directly.
+        let mut hits = vec![hit(Some("ddos")), hit(None)];
+        hits.push(PolicyHit {
+            workload: None,
+            prev_count: None,
+            increase_pct: None,
+            resource_id: "quote\"and\\back\u{1}".into(),
+            window_start: i64::MAX,
+            ..hit(None)
+        });
+        for h in &hits {
+            assert_eq!(h.alert_line(), h.alert().to_string());
+        }
+        let change = ViolationChange {
+            changed_at: T + 1_000_000,
+            resource_id: "st-1".into(),
+            workload: Some("billing".into()),
+            rule_id: "unclassified_data".into(),
+            rule_version: 1,
+            action: "deny_external_access".into(),
+            state: ViolationState::Resolved,
+            opened_at: T,
+            resolved_at: Some(T + 1_000_000),
+            opened_by: "file:x.jsonl:1".into(),
+            resolved_by: Some("file:x.jsonl:2".into()),
+        };
+        let opened = ViolationChange {
+            state: ViolationState::Open,
+            resolved_at: None,
+            resolved_by: None,
+            workload: None,
+            ..change.clone()
+        };
+        for c in [&change, &opened] {
+            assert_eq!(c.alert_line(), c.alert().to_string());
+        }
     }
 }

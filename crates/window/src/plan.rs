@@ -240,12 +240,18 @@ impl Planner {
             what: what.to_string(),
             source,
         };
-        let df = self
-            .ctx
-            .execute_logical_plan(plan.clone())
+        // The plan is optimized already (`plan`): going through a DataFrame would run
+        // the logical optimizer again on every batch. Only the physical side is planned
+        // here, because it binds the rows the tables hold now.
+        let state = self.ctx.state();
+        let physical = state
+            .query_planner()
+            .create_physical_plan(plan, &state)
             .await
             .map_err(exec)?;
-        df.collect().await.map_err(exec)
+        datafusion::physical_plan::collect(physical, state.task_ctx())
+            .await
+            .map_err(exec)
     }
 }
 
