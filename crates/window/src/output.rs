@@ -437,6 +437,22 @@ mod tests {
         }
     }
 
+    fn resolved(workload: Option<&str>) -> ViolationChange {
+        ViolationChange {
+            changed_at: T + 1_000_000,
+            resource_id: "st-1".into(),
+            workload: workload.map(str::to_string),
+            rule_id: "unclassified_data".into(),
+            rule_version: 1,
+            action: "deny_external_access".into(),
+            state: ViolationState::Resolved,
+            opened_at: T,
+            resolved_at: Some(T + 1_000_000),
+            opened_by: "file:x.jsonl:1".into(),
+            resolved_by: Some("file:x.jsonl:2".into()),
+        }
+    }
+
     #[test]
     fn alert_ids_follow_their_documented_recipe() {
         // The recipe written out by hand, as a consumer would repeat it.
@@ -455,19 +471,7 @@ mod tests {
         );
         assert_ne!(hit(None).alert_id(), hit(Some("ddos")).alert_id());
 
-        let change = ViolationChange {
-            changed_at: T + 1_000_000,
-            resource_id: "st-1".into(),
-            workload: None,
-            rule_id: "unclassified_data".into(),
-            rule_version: 1,
-            action: "deny_external_access".into(),
-            state: ViolationState::Resolved,
-            opened_at: T,
-            resolved_at: Some(T + 1_000_000),
-            opened_by: "file:x.jsonl:1".into(),
-            resolved_by: Some("file:x.jsonl:2".into()),
-        };
+        let change = resolved(None);
         let text = r#"["violation","unclassified_data",1,"st-1","resolved","2026-11-01T00:05:00Z","2026-11-01T00:05:01Z"]"#;
         assert_eq!(
             change.alert_id(),
@@ -495,19 +499,7 @@ mod tests {
         for h in &hits {
             assert_eq!(h.alert_line(), h.alert().to_string());
         }
-        let change = ViolationChange {
-            changed_at: T + 1_000_000,
-            resource_id: "st-1".into(),
-            workload: Some("billing".into()),
-            rule_id: "unclassified_data".into(),
-            rule_version: 1,
-            action: "deny_external_access".into(),
-            state: ViolationState::Resolved,
-            opened_at: T,
-            resolved_at: Some(T + 1_000_000),
-            opened_by: "file:x.jsonl:1".into(),
-            resolved_by: Some("file:x.jsonl:2".into()),
-        };
+        let change = resolved(Some("billing"));
         let opened = ViolationChange {
             state: ViolationState::Open,
             resolved_at: None,
