@@ -878,6 +878,20 @@ mod tests {
         }
     }
 
+    /// Found by the `decode` fuzz target run against the decoder before `check_extra`
+    /// (docs/fuzzing.md, artefact `crash-acc835c0…`): half a surrogate pair in a field
+    /// outside the contract was accepted, and `extra` could not be read back.
+    #[test]
+    fn fuzz_crash_a_lone_surrogate_in_extra() {
+        let msg = r#"{"ts":"2026-11-01T00:05:25.532Z","resource_id":"/subscriptions/0000-sub-3/resourceGroups/rg-14/providers/Microsoft.Compute/virtualMachines/vm-0160","resource_type":"vm","category":"brute_force","workload":"data-platform","outcome":"failure","severity":"medium","src_ip":"213.65.136.207","dst_ip":"10.192.0.160","dst_port":3389,"protocol":"tcp","user":"administrator","mdssage":"Failed password for invalid user administrator from 212.65.136.207 port 43840 ssh2","trace_id":null,"span_id":"0a\ud8001c56ef"}"#;
+        let r = parse(msg.as_bytes(), 1024).unwrap_err();
+        assert_eq!(r.reason, InvalidValue, "{r}");
+        assert!(r.message.contains("`span_id` cannot be read back"), "{r}");
+        let fixed = msg.replace(r"\ud800", r"\ud800\udc00");
+        let e = parse(fixed.as_bytes(), 1024).unwrap();
+        serde_json::from_str::<serde_json::Value>(&e.extra.unwrap()).unwrap();
+    }
+
     #[test]
     fn the_key_set_finds_duplicates_on_both_sides_of_its_switch() {
         let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
