@@ -32,9 +32,9 @@ fn fixture_event(preset: Preset) -> Value {
 }
 
 /// The preset's first source path of contract `field`.
-fn first_path(preset: Preset, field: &str) -> &'static str {
+fn first_path(preset: Preset, field: &str) -> &str {
     match rampart_core::preset::table(preset) {
-        None => Box::leak(field.to_string().into_boxed_str()),
+        None => field,
         Some(t) => t.iter().find(|m| m.field == field).unwrap().paths[0],
     }
 }
