@@ -50,8 +50,12 @@ impl Mapped {
     ) -> Result<Self, Rejection> {
         let text = object_text(message, max_message_bytes)?;
         let Strict(mut source) = serde_json::from_str(text).map_err(|e| {
-            let reason = if e.to_string().starts_with(DUPLICATE) {
+            let text = e.to_string();
+            let reason = if text.starts_with(DUPLICATE) {
                 DeadLetterReason::DuplicateField
+            } else if text.starts_with("number out of range") || text.contains("surrogate") {
+                // Well-formed JSON, as the native decoder classes these too.
+                DeadLetterReason::InvalidValue
             } else {
                 DeadLetterReason::NotJson
             };

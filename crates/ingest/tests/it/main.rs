@@ -1,3 +1,5 @@
-//! Integration tests of the ingest crate: the decoder over the fixtures in `fixtures/`.
+//! Integration tests of the ingest crate: the decoder over the fixtures in `fixtures/`,
+//! and over hostile input.
 
+mod hostile;
 mod presets;
