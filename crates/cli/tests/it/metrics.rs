@@ -20,7 +20,7 @@ pub(crate) fn free_addr() -> SocketAddr {
 
 /// `GET path` over plain HTTP/1.1: the status code and the body; `None` while nothing
 /// listens.
-fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+pub(crate) fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(

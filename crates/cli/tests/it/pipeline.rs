@@ -294,7 +294,7 @@ fn query_json_env<const N: usize>(
 }
 
 #[test]
-fn secrets_never_appear_in_logs_summaries_or_errors() {
+fn secrets_never_appear_in_logs_summaries_errors_or_metrics() {
     let Some(endpoint) = s3_endpoint() else {
         return;
     };
@@ -341,6 +341,43 @@ fn secrets_never_appear_in_logs_summaries_or_errors() {
         let out = ok(cmd);
         outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
         outputs.push(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    // The metrics endpoint of a live run with the same configuration, once its rows
+    // are committed (so every series has been touched), and its /healthz.
+    let addr = crate::metrics::free_addr();
+    let mut live = rampart()
+        .env("RAMPART_LOG", "debug")
+        .env("RAMPART_SINK__ROLL_INTERVAL", "1s")
+        .args(["run", "--config"])
+        .arg(&good)
+        .args(["--source", "-", "--metrics-addr", &addr.to_string()])
+        .stdin(std::process::Stdio::piped())
+        // To files: a full pipe would stop the run (and its reading of stdin).
+        .stdout(std::fs::File::create(dir.path().join("live.out")).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("live.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdin = live.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, &std::fs::read(&g.path).unwrap()).unwrap();
+    let started = std::time::Instant::now();
+    let body = loop {
+        let committed = crate::metrics::get(addr, "/metrics")
+            .filter(|(_, body)| body.contains("rampart_rows_committed_total{table=\"events\"}"));
+        if let Some((_, body)) = committed {
+            break body;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no commit showed in the metrics within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    outputs.push(body);
+    outputs.push(crate::metrics::get(addr, "/healthz").unwrap().1);
+    drop(stdin);
+    assert!(live.wait().unwrap().success());
+    for log in ["live.out", "live.err"] {
+        outputs.push(std::fs::read_to_string(dir.path().join(log)).unwrap());
     }
     // A wrong secret: the store refuses the request, and the error says so without it.
     let err = fails(
