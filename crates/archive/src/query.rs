@@ -30,7 +30,7 @@ use crate::{Error, Result};
 /// sized for object stores; an hour of events compacts into a file of about 1.3 MB with
 /// a footer of 6 KB and a page index of a few tens of KB, so the default read 40% of
 /// every file a query opened, 370 MB for a month of hours, only to find its footer.
-pub const METADATA_SIZE_HINT: usize = 64 << 10;
+pub(crate) const METADATA_SIZE_HINT: usize = 64 << 10;
 
 /// The rows a query returned, with their schema (kept for empty results).
 #[derive(Debug, Clone)]
