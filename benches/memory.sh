@@ -6,11 +6,11 @@
 #   benches/memory.sh                                   # 1,000,000 resources
 #   RESOURCES=100000 EVENTS=1000000 LONG=2 benches/memory.sh   # a quick try
 #
-# The input: `rampart gen --resources RESOURCES --events EVENTS --span SPAN` piped into
-# `rampart run --source - --until-end` (no JSON on disk). SPAN is a few windows
+# The input: `rampart gen --resources RESOURCES --events EVENTS --span SPAN_MINUTES`
+# piped into `rampart run --source - --until-end` (no JSON on disk). The span is a few windows
 # (`window.size`, 5 minutes by default), so each window holds about EVENTS / windows
 # events over the resources: with the defaults, 2,000,000 events per window over
-# 1,000,000 resources, so most resources are in every window's state. The long run has
+# 1,000,000 resources, so most resources come into the window state. The long run has
 # LONG times the events over LONG times the span: the same event rate per window, LONG
 # times as many windows. Flat memory means its RSS series levels off at the short run's.
 #
