@@ -21,7 +21,10 @@
 //! the table has one) then the table's time column, so the min/max statistics of each
 //! file and row group narrow a query on a resource to few row groups; and written with
 //! the sink's [`TableWriter`] into the same partition folder, new files rolled at about
-//! `compact.target-file-bytes`. The sort keeps at most [`SORT_MEMORY_BYTES`] in memory
+//! `compact.target-file-bytes`, with data pages of at most [`PAGE_ROWS`] rows so that
+//! the page index (min/max per page, written by default) narrows such a query further,
+//! to a page or two of each row group, and without dictionaries for the time column and
+//! the [`PLAIN_COLUMNS`], whose dictionaries such a query would otherwise read whole. The sort keeps at most [`SORT_MEMORY_BYTES`] in memory
 //! and spills to the temporary directory beyond, so an hour of any size is compacted in
 //! bounded memory.
 //!
@@ -82,6 +85,26 @@ use crate::{Error, Result};
 
 /// Memory the sort of one partition may hold before it spills to disk.
 pub const SORT_MEMORY_BYTES: usize = 256 << 20;
+
+/// Rows per data page of the files compaction writes. The rows are sorted by resource, so
+/// a page covers a narrow range of resources and the page index lets a query for one
+/// resource decode a page or two per file rather than the whole hour.
+pub const PAGE_ROWS: usize = 1024;
+
+/// Columns compaction writes without a dictionary, besides the table's time column: their
+/// values are nearly all distinct within an hour, so their dictionary would be about
+/// as large as the column, and a query reading one page of them would still fetch and
+/// decode the whole dictionary of the row group.
+pub const PLAIN_COLUMNS: [&str; 8] = [
+    schema::events::SRC_IP,
+    schema::events::DST_IP,
+    schema::events::VULN_ID,
+    schema::events::MESSAGE,
+    schema::events::EXTRA,
+    schema::events::TS_RAW,
+    schema::events::INGESTED_AT,
+    schema::source::SOURCE_LINE,
+];
 
 /// A partition to compact: its small live files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -505,7 +528,10 @@ async fn rewrite(
         max_open_files: 1,
         ..config.sink.clone()
     };
-    let mut writer = TableWriter::new(table.clone(), location.clone(), &sink, Arc::clone(clock))?;
+    let mut writer = TableWriter::new(table.clone(), location.clone(), &sink, Arc::clone(clock))?
+        .with_page_rows(PAGE_ROWS)
+        .with_plain_columns(&[table.time_column()])
+        .with_plain_columns(&PLAIN_COLUMNS);
     let copied = match copy_sorted(location, table, candidate, &mut writer).await {
         Ok(rows) => writer.close_all().await.map(|()| rows).map_err(Error::from),
         Err(e) => Err(e),
@@ -966,17 +992,59 @@ mod tests {
                 .collect()
         }
 
+        /// The bytes of one stored file.
+        async fn file(&self, path: &str) -> impl parquet::file::reader::ChunkReader + 'static {
+            let path = self.location.child(path);
+            let stored = self.location.store.get(&path).await.unwrap();
+            stored.bytes().await.unwrap()
+        }
+
+        /// (min, max) of `resource_id` of each data page of one stored file, from its
+        /// page index; checks that the time column has no dictionary and the resource
+        /// has one.
+        async fn resource_pages(&self, path: &str) -> Vec<(String, String)> {
+            use parquet::file::page_index::column_index::ColumnIndexMetaData;
+            let bytes = self.file(path).await;
+            let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+                .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Required)
+                .parse_and_finish(&bytes)
+                .unwrap();
+            let column = meta
+                .file_metadata()
+                .schema_descr()
+                .columns()
+                .iter()
+                .position(|c| c.name() == "resource_id")
+                .unwrap();
+            let mut pages = Vec::new();
+            for group in meta.row_groups() {
+                // The time column has no dictionary; the resource (few values) has one.
+                let dictionary = |name: &str| {
+                    group
+                        .columns()
+                        .iter()
+                        .find(|c| c.column_path().string() == name)
+                        .unwrap()
+                        .dictionary_page_offset()
+                        .is_some()
+                };
+                assert!(!dictionary("window_start") && dictionary("resource_id"));
+            }
+            for index in meta.column_index().unwrap() {
+                let ColumnIndexMetaData::BYTE_ARRAY(index) = &index[column] else {
+                    panic!("resource_id has no byte-array page index");
+                };
+                for page in 0..index.num_pages() as usize {
+                    let text = |v: Option<&[u8]>| String::from_utf8(v.unwrap().to_vec()).unwrap();
+                    pages.push((text(index.min_value(page)), text(index.max_value(page))));
+                }
+            }
+            pages
+        }
+
         /// (resource_id, window_start) of the rows of one stored file, in file order.
         async fn keys(&self, path: &str) -> Vec<(String, i64)> {
-            let bytes = self
-                .location
-                .store
-                .get(&self.location.child(path))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
+            let bytes = self.file(path).await;
             let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
                 .unwrap()
                 .build()
@@ -1170,6 +1238,13 @@ mod tests {
             keys.is_sorted(),
             "rows sorted by (resource_id, window_start)"
         );
+        // Pages of PAGE_ROWS rows, each with its min/max resource in the page index.
+        let pages = f.resource_pages(&new.path).await;
+        assert_eq!(pages.len(), 1500_usize.div_ceil(PAGE_ROWS), "{pages:?}");
+        for (i, (min, max)) in pages.iter().enumerate() {
+            let rows = &keys[i * PAGE_ROWS..((i + 1) * PAGE_ROWS).min(keys.len())];
+            assert_eq!((min, max), (&rows[0].0, &rows[rows.len() - 1].0));
+        }
         // The longest retention of the inputs is kept.
         let longest = before
             .iter()
