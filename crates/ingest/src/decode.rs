@@ -1091,6 +1091,47 @@ mod tests {
     }
 
     #[test]
+    fn a_line_over_the_limit_keeps_only_its_start_in_raw() {
+        let max = OK.len();
+        let mut d = Decoder::new(&DecodeConfig {
+            max_message_bytes: bytesize::ByteSize::b(max as u64),
+        });
+        // Read whole by the source: 36 bytes over the limit and a `\r`, then a good line.
+        let long = "y".repeat(max + 36);
+        let chunk = LineChunk {
+            path: "/data/x.jsonl".into(),
+            first_line: 3,
+            data: bytes::Bytes::from(format!("{long}\r\n{OK}\n")),
+            oversized: None,
+        };
+        assert_eq!(d.push_lines(&chunk, 0), (1, 1));
+        let out = d.flush().unwrap();
+        let dl = &out.dead_letters;
+        let raw = dl.column_by_name("raw").unwrap().as_binary::<i32>();
+        assert_eq!(raw.value(0), &long.as_bytes()[..max]);
+        assert_eq!(
+            dl.column_by_name("reason")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            format!(
+                "line is {} bytes, over the limit of {max} (decode.max-message-bytes); raw holds only its first {max} bytes",
+                max + 36
+            )
+        );
+        let line = dl.column_by_name("source_line").unwrap();
+        assert_eq!(
+            line.as_primitive::<arrow::datatypes::Int64Type>().value(0),
+            3
+        );
+        let line = out.events.column_by_name("source_line").unwrap();
+        assert_eq!(
+            line.as_primitive::<arrow::datatypes::Int64Type>().value(0),
+            4
+        );
+    }
+
+    #[test]
     fn decoder_builds_both_tables_with_coordinates() {
         let mut d = Decoder::new(&DecodeConfig::default());
         let chunk = LineChunk {
