@@ -8,8 +8,8 @@
 //! alone as a [`LineChunk`] with [`LineChunk::oversized`] set to its true length. The
 //! decoder writes it as one `too_large` dead letter. The line keeps its number, so the
 //! lines after it, `line_count` and `skip_through` are as if it had been read whole;
-//! the buffer never holds more than about the limit plus two read chunks, however
-//! long the line (a multi-GB line, or `/dev/zero` on stdin, end as one dead letter).
+//! the buffer holds about the limit plus one read chunk at most (its allocation at most
+//! about twice that, [`FileSource::buffer_high_water`]), however long the line (a multi-GB line, or `/dev/zero` on stdin, end as one dead letter).
 
 use std::sync::Arc;
 
