@@ -28,6 +28,7 @@ fn chunks(data: &[u8], chunk_bytes: usize) -> Vec<LineChunk> {
             path: Arc::from("bench"),
             first_line: line,
             data: Bytes::copy_from_slice(&data[start..end]),
+            oversized: None,
         };
         line += c.line_count();
         out.push(c);

@@ -3,51 +3,13 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
-use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use anyhow::Context;
 use rampart_core::Config;
 
-/// Loads the configuration from `file` (if given) and the environment.
-///
-/// Environment variables name a key as `RAMPART_<SECTION>__<KEY>`, with `_` for `-`:
-/// `RAMPART_SINK__ROLL_INTERVAL=30s` sets `[sink] roll-interval`.
+/// Loads the configuration from `file` (if given) and the environment:
+/// [`Config::load`], whose errors are the messages the CLI prints.
 pub(crate) fn load(file: Option<&Path>) -> anyhow::Result<Config> {
-    let mut figment = Figment::new();
-    if let Some(path) = file {
-        if !path.is_file() {
-            bail!(
-                "config file {} not found; pass --config with the path of a pipeline file such as pipelines/demo.toml",
-                path.display()
-            );
-        }
-        figment = figment.merge(Toml::file_exact(path));
-    }
-    figment = figment.merge(
-        Env::prefixed("RAMPART_")
-            .filter(|k| k.as_str().contains("__"))
-            .map(|k| k.as_str().replace("__", ".").replace('_', "-").into()),
-    );
-    let config: Config = figment
-        .extract()
-        .map_err(|e| {
-            let mut msg = String::new();
-            for err in e {
-                if !msg.is_empty() {
-                    msg.push_str("; ");
-                }
-                msg.push_str(&err.to_string());
-            }
-            anyhow::anyhow!("{msg}")
-        })
-        .with_context(|| match file {
-            Some(p) => format!(
-                "invalid configuration in {} or RAMPART_* environment",
-                p.display()
-            ),
-            None => "invalid configuration in RAMPART_* environment".to_string(),
-        })?;
-    Ok(config)
+    Ok(Config::load(file)?)
 }
 
 /// The configuration (see [`load`]) with `--archive` applied, and the archive opened.

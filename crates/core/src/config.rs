@@ -1,16 +1,28 @@
 //! Pipeline configuration, as read from `pipelines/*.toml`.
 //!
-//! The CLI resolves one precedence at the edge (built-in defaults, then the file, then
-//! `RAMPART_SECTION__KEY` environment variables, then flags) and hands the result to the
-//! library crates as `&Config`. Durations are written as `"30s"`, sizes as `"1 MiB"`.
+//! One precedence is resolved at the edge: built-in defaults, then the file, then
+//! `RAMPART_SECTION__KEY` environment variables ([`Config::load`]), then the CLI's flags;
+//! the result goes to the library crates as `&Config`. Durations are written as `"30s"`,
+//! sizes as `"1 MiB"`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use bytesize::ByteSize;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
+
+/// The configuration `figment` holds, or every problem with it, one message each.
+fn extract(figment: Figment, origin: String) -> Result<Config> {
+    figment.extract().map_err(|e| Error::ConfigLoad {
+        origin,
+        messages: e.into_iter().map(|err| err.to_string()).collect(),
+    })
+}
 
 /// The whole configuration of one pipeline.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -582,6 +594,40 @@ impl Default for CompactConfig {
 }
 
 impl Config {
+    /// Loads the configuration from the pipeline file `file` (if given), then the
+    /// environment, over the defaults. Values are not range-checked: see
+    /// [`Config::validate`].
+    ///
+    /// Environment variables name a key as `RAMPART_<SECTION>__<KEY>`, with `_` for `-`:
+    /// `RAMPART_SINK__ROLL_INTERVAL=30s` sets `[sink] roll-interval`.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(Error::ConfigFile {
+                    path: path.display().to_string(),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(
+            Env::prefixed("RAMPART_")
+                .filter(|k| k.as_str().contains("__"))
+                .map(|k| k.as_str().replace("__", ".").replace('_', "-").into()),
+        );
+        let origin = match file {
+            Some(p) => format!("{} or RAMPART_* environment", p.display()),
+            None => "RAMPART_* environment".to_string(),
+        };
+        extract(figment, origin)
+    }
+
+    /// Reads `text`, the TOML of a pipeline file, over the defaults (no environment).
+    /// Values are not range-checked: see [`Config::validate`].
+    pub fn from_toml_str(text: &str) -> Result<Config> {
+        extract(Figment::from(Toml::string(text)), "TOML text".to_string())
+    }
+
     /// Checks every value against its allowed range. The error names the key and says
     /// what would be accepted.
     pub fn validate(&self) -> Result<()> {
@@ -758,6 +804,31 @@ fn is_topic_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loading_reads_toml_over_the_defaults_and_names_every_problem() {
+        let c = Config::from_toml_str("[decode]\nmax-message-bytes = \"2 MiB\"\n").unwrap();
+        assert_eq!(c.decode.max_message_bytes, ByteSize::mib(2));
+        assert_eq!(c.sink, Config::default().sink);
+        let e = Config::from_toml_str("[decode]\nmax-message-bytes = \"2 MiB\"\nbogus = 1\n")
+            .unwrap_err();
+        let Error::ConfigLoad { origin, messages } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(origin, "TOML text");
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(messages[0].contains("bogus"), "{messages:?}");
+        assert!(
+            e.to_string()
+                .starts_with("invalid configuration in TOML text: ")
+        );
+        let missing = Path::new("/nonexistent/pipeline.toml");
+        assert_eq!(
+            Config::load(Some(missing)).unwrap_err().to_string(),
+            "config file /nonexistent/pipeline.toml not found; pass --config with the path \
+             of a pipeline file such as pipelines/demo.toml"
+        );
+    }
 
     #[test]
     fn debug_hides_kafka_secrets() {

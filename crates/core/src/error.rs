@@ -6,6 +6,23 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The pipeline file passed to [`Config::load`](crate::Config::load) does not exist.
+    #[error(
+        "config file {path} not found; pass --config with the path of a pipeline file such as pipelines/demo.toml"
+    )]
+    ConfigFile { path: String },
+
+    /// The configuration text (or a `RAMPART_*` variable) could not be read into a
+    /// [`Config`](crate::Config): bad TOML, an unknown key, a value of the wrong type.
+    #[error("invalid configuration in {origin}: {}", messages.join("; "))]
+    ConfigLoad {
+        /// Where the configuration came from, as in `pipelines/demo.toml or RAMPART_*
+        /// environment`.
+        origin: String,
+        /// One message per problem found, none empty, at least one.
+        messages: Vec<String>,
+    },
+
     /// A configuration value is out of its allowed range or inconsistent with another.
     #[error("invalid configuration `{key}`: {message}")]
     Config { key: String, message: String },

@@ -21,7 +21,11 @@
 //! microseconds would not render back to the same text.
 //!
 //! Hostile input. The size limit is checked first, on the length alone, so an oversized
-//! message is never parsed. Within the limit, nothing is recursive on the input's depth
+//! message is never parsed. A line of a JSON-lines source over the limit is dead-lettered
+//! with only its first `decode.max-message-bytes` bytes in `raw` (its `reason` gives the
+//! true length); the source does not even buffer such a line whole, it hands on its start
+//! and the true length ([`LineChunk::oversized`], see [`crate::file`]). A Kafka record
+//! over the limit keeps its whole payload in `raw`. Within the limit, nothing is recursive on the input's depth
 //! (the object's values are skipped over, not built), and the work is linear in the
 //! size, however many keys there are. The contract sets no length for a string: a string
 //! of any length that fits within `decode.max-message-bytes` is accepted, so the limit
@@ -169,6 +173,11 @@ impl Decoder {
 
     /// Decodes every line of a chunk of a JSON-lines source. A trailing `\r` is removed
     /// from each line. Returns the number of lines accepted and dead-lettered.
+    ///
+    /// A line over `decode.max-message-bytes` (whether the source read it whole or
+    /// handed on only its start, [`LineChunk::oversized`]) is one `too_large` dead
+    /// letter whose `raw` is the line's first `max-message-bytes` bytes; its `reason`
+    /// gives the line's true length and says that `raw` is truncated.
     pub fn push_lines(&mut self, chunk: &LineChunk, received_at: i64) -> (u64, u64) {
         let (mut accepted, mut dead) = (0, 0);
         for (i, line) in chunk.lines().enumerate() {
@@ -177,6 +186,21 @@ impl Decoder {
                 path: chunk.path.clone(),
                 line: chunk.first_line + i as u64,
             };
+            let true_len = chunk.oversized.unwrap_or(line.len() as u64);
+            if chunk.oversized.is_some() || true_len > self.max_message_bytes as u64 {
+                let kept = &line[..line.len().min(self.max_message_bytes)];
+                let why = Rejection::new(
+                    DeadLetterReason::TooLarge,
+                    format!(
+                        "line is {true_len} bytes, over the limit of {} (decode.max-message-bytes); raw holds only its first {} bytes",
+                        self.max_message_bytes,
+                        kept.len()
+                    ),
+                );
+                self.dead.append(kept, &why, &pos, received_at);
+                dead += 1;
+                continue;
+            }
             match self.push(line, &pos, received_at) {
                 Outcome::Accepted => accepted += 1,
                 Outcome::DeadLettered(_) => dead += 1,
@@ -1067,12 +1091,54 @@ mod tests {
     }
 
     #[test]
+    fn a_line_over_the_limit_keeps_only_its_start_in_raw() {
+        let max = OK.len();
+        let mut d = Decoder::new(&DecodeConfig {
+            max_message_bytes: bytesize::ByteSize::b(max as u64),
+        });
+        // Read whole by the source: 36 bytes over the limit and a `\r`, then a good line.
+        let long = "y".repeat(max + 36);
+        let chunk = LineChunk {
+            path: "/data/x.jsonl".into(),
+            first_line: 3,
+            data: bytes::Bytes::from(format!("{long}\r\n{OK}\n")),
+            oversized: None,
+        };
+        assert_eq!(d.push_lines(&chunk, 0), (1, 1));
+        let out = d.flush().unwrap();
+        let dl = &out.dead_letters;
+        let raw = dl.column_by_name("raw").unwrap().as_binary::<i32>();
+        assert_eq!(raw.value(0), &long.as_bytes()[..max]);
+        assert_eq!(
+            dl.column_by_name("reason")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            format!(
+                "line is {} bytes, over the limit of {max} (decode.max-message-bytes); raw holds only its first {max} bytes",
+                max + 36
+            )
+        );
+        let line = dl.column_by_name("source_line").unwrap();
+        assert_eq!(
+            line.as_primitive::<arrow::datatypes::Int64Type>().value(0),
+            3
+        );
+        let line = out.events.column_by_name("source_line").unwrap();
+        assert_eq!(
+            line.as_primitive::<arrow::datatypes::Int64Type>().value(0),
+            4
+        );
+    }
+
+    #[test]
     fn decoder_builds_both_tables_with_coordinates() {
         let mut d = Decoder::new(&DecodeConfig::default());
         let chunk = LineChunk {
             path: "/data/x.jsonl".into(),
             first_line: 7,
             data: bytes::Bytes::from(format!("{OK}\r\nnot json\n{}\n", with("dst_port", "22"))),
+            oversized: None,
         };
         assert_eq!(d.push_lines(&chunk, 42), (2, 1));
         let out = d.flush().unwrap();

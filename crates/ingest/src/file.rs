@@ -1,8 +1,19 @@
 //! The JSON-lines source: a file or standard input, read in chunks of whole lines.
+//!
+//! Oversized lines. A line longer than the source's line limit
+//! ([`FileSource::with_max_line_bytes`], set to `decode.max-message-bytes` by the
+//! pipeline) is not buffered whole: once the buffer holds more than the limit (plus one
+//! byte, for a `\r` before the `\n`) of one line, the source keeps its first
+//! limit bytes, reads on to the next `\n` counting but discarding, and hands the line on
+//! alone as a [`LineChunk`] with [`LineChunk::oversized`] set to its true length. The
+//! decoder writes it as one `too_large` dead letter. The line keeps its number, so the
+//! lines after it, `line_count` and `skip_through` are as if it had been read whole;
+//! the buffer holds about the limit plus one read chunk at most (its allocation at most
+//! about twice that, [`FileSource::buffer_high_water`]), however long the line (a multi-GB line, or `/dev/zero` on stdin, end as one dead letter).
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::{Error, Result};
@@ -16,6 +27,10 @@ pub struct LineChunk {
     pub first_line: u64,
     /// Complete lines, each ended by `\n` except perhaps the last line of the source.
     pub data: Bytes,
+    /// Set when the chunk is one line over the source's line limit: that line's true
+    /// length in bytes (without its `\n`, and a `\r` before it). `data` then holds only
+    /// the line's first bytes (as many as the limit), with no `\n`.
+    pub oversized: Option<u64>,
 }
 
 impl LineChunk {
@@ -67,6 +82,7 @@ impl LineChunk {
             path: self.path,
             first_line: line + 1,
             data: self.data.slice(at..),
+            oversized: None,
         })
     }
 }
@@ -76,7 +92,11 @@ pub struct FileSource {
     path: Arc<str>,
     reader: Box<dyn AsyncRead + Send + Unpin>,
     chunk_bytes: usize,
+    /// Lines longer than this are handed on truncated (see the module docs).
+    max_line_bytes: usize,
     buf: BytesMut,
+    /// The largest capacity `buf` has had.
+    high_water: usize,
     next_line: u64,
     eof: bool,
     /// A live stream (stdin): hand on whole lines as soon as they arrive instead of
@@ -125,10 +145,26 @@ impl FileSource {
             path,
             reader,
             chunk_bytes: chunk_bytes.max(1),
+            max_line_bytes: usize::MAX,
             buf: BytesMut::with_capacity(chunk_bytes.max(1)),
+            high_water: chunk_bytes.max(1),
             next_line: 1,
             eof: false,
         }
+    }
+
+    /// Limits the bytes of one line held in memory to about `limit` (at least 1): a
+    /// longer line is handed on alone, as its first `limit` bytes with
+    /// [`LineChunk::oversized`] set, and the rest of it is read and discarded (see the
+    /// module docs). Without a limit a line is buffered whole, however long.
+    pub fn with_max_line_bytes(mut self, limit: usize) -> Self {
+        self.max_line_bytes = limit.max(1);
+        self
+    }
+
+    /// The largest capacity, in bytes, the read buffer has had so far.
+    pub fn buffer_high_water(&self) -> usize {
+        self.high_water
     }
 
     /// The source's label as stored in `source_file`.
@@ -144,8 +180,12 @@ impl FileSource {
                 let split_at = if self.eof {
                     self.buf.len()
                 } else {
-                    match self.buf.iter().rposition(|b| *b == b'\n') {
+                    match memchr::memrchr(b'\n', &self.buf) {
                         Some(i) => i + 1,
+                        // One line over the limit: hand on its start, skip the rest.
+                        None if self.buf.len() > self.max_line_bytes.saturating_add(1) => {
+                            return self.oversized_line().await.map(Some);
+                        }
                         // One line longer than a chunk: read on until it ends.
                         None => {
                             self.fill(self.buf.len() + self.chunk_bytes).await?;
@@ -161,12 +201,48 @@ impl FileSource {
                     path: Arc::clone(&self.path),
                     first_line: self.next_line,
                     data,
+                    oversized: None,
                 };
                 self.next_line += chunk.line_count();
                 return Ok(Some(chunk));
             }
             self.fill(self.chunk_bytes).await?;
         }
+    }
+
+    /// The line that starts the buffer, which holds more than the line limit and no
+    /// `\n`: keeps its first `max_line_bytes`, then reads and discards up to and
+    /// including its `\n` (or the end of the source), a chunk at a time, counting.
+    async fn oversized_line(&mut self) -> Result<LineChunk> {
+        let data = Bytes::copy_from_slice(&self.buf[..self.max_line_bytes]);
+        let mut len = 0u64;
+        let mut last = None;
+        loop {
+            if let Some(nl) = memchr::memchr(b'\n', &self.buf) {
+                len += nl as u64;
+                last = nl.checked_sub(1).map(|i| self.buf[i]).or(last);
+                self.buf.advance(nl + 1);
+                break;
+            }
+            len += self.buf.len() as u64;
+            last = self.buf.last().copied().or(last);
+            self.buf.clear();
+            if self.eof {
+                break;
+            }
+            self.fill(self.chunk_bytes).await?;
+        }
+        if last == Some(b'\r') {
+            len -= 1;
+        }
+        let chunk = LineChunk {
+            path: Arc::clone(&self.path),
+            first_line: self.next_line,
+            data,
+            oversized: Some(len),
+        };
+        self.next_line += 1;
+        Ok(chunk)
     }
 
     /// Reads until the buffer holds `target` bytes or the source ends; a live stream
@@ -183,6 +259,7 @@ impl FileSource {
                     line: self.next_line.saturating_sub(1),
                     source,
                 })?;
+            self.high_water = self.high_water.max(self.buf.capacity());
             if n == 0 {
                 self.eof = true;
             }
@@ -240,6 +317,7 @@ mod tests {
                 path: Arc::from("t"),
                 first_line: 1,
                 data: Bytes::from(text),
+                oversized: None,
             };
             let body = text.strip_suffix('\n').unwrap_or(text).as_bytes();
             let reference: Vec<&[u8]> = body.split(|b| *b == b'\n').collect();
@@ -253,6 +331,7 @@ mod tests {
             path: Arc::from("t"),
             first_line: 10,
             data: Bytes::from_static(b"a\nb\nc\nd"),
+            oversized: None,
         };
         let rest = chunk().skip_through(11).unwrap();
         assert_eq!((rest.first_line, &rest.data[..]), (12, &b"c\nd"[..]));
@@ -321,6 +400,101 @@ mod tests {
         let got = chunks(b"a\n\nb\n", 1024).await;
         let lines: Vec<_> = got.iter().flat_map(|c| c.lines()).collect();
         assert_eq!(lines, [&b"a"[..], b"", b"b"]);
+    }
+
+    /// Reads `text` with a line limit of `limit`; returns each line as (number, bytes
+    /// handed on, true length when cut).
+    async fn limited(
+        text: &'static [u8],
+        limit: usize,
+        chunk: usize,
+    ) -> Vec<(u64, Vec<u8>, Option<u64>)> {
+        let mut src =
+            FileSource::from_reader("t", Box::new(text), chunk).with_max_line_bytes(limit);
+        let mut out = Vec::new();
+        let mut next = 1;
+        while let Some(c) = src.next_chunk().await.unwrap() {
+            assert_eq!(c.first_line, next, "chunk size {chunk}");
+            next += c.line_count();
+            if let Some(len) = c.oversized {
+                assert_eq!(c.line_count(), 1, "a cut line comes alone");
+                assert!(!c.data.contains(&b'\n'));
+                out.push((c.first_line, c.data.to_vec(), Some(len)));
+            } else {
+                for (i, l) in c.lines().enumerate() {
+                    out.push((c.first_line + i as u64, l.to_vec(), None));
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_line_over_the_limit_is_handed_on_alone_truncated_with_its_length() {
+        // Line 2 is 30 bytes, line 4 is 21 and a `\r`, line 6 is 20 with no `\n`.
+        let long = [
+            (2, b"012345678901234567890123456789".to_vec()),
+            (4, b"xxxxxxxxxxxxxxxxxxxxx\r".to_vec()),
+            (6, b"yyyyyyyyyyyyyyyyyyyy".to_vec()),
+        ];
+        let text = b"a\n012345678901234567890123456789\nbb\nxxxxxxxxxxxxxxxxxxxxx\r\nc\nyyyyyyyyyyyyyyyyyyyy";
+        for size in 1..40 {
+            let got = limited(text, 8, size).await;
+            let numbers: Vec<u64> = got.iter().map(|l| l.0).collect();
+            assert_eq!(numbers, [1, 2, 3, 4, 5, 6], "chunk size {size}");
+            for (n, short) in [(1, &b"a"[..]), (3, b"bb"), (5, b"c")] {
+                assert_eq!(
+                    got[n - 1],
+                    (n as u64, short.to_vec(), None),
+                    "chunk size {size}"
+                );
+            }
+            for (n, line) in &long {
+                let (_, data, cut) = &got[*n as usize - 1];
+                let content = line.strip_suffix(b"\r").unwrap_or(line);
+                match cut {
+                    // Cut: its first 8 bytes, and its length without the `\r`.
+                    Some(len) => {
+                        assert_eq!(
+                            (&data[..], *len),
+                            (&line[..8], content.len() as u64),
+                            "line {n}, chunk size {size}"
+                        );
+                    }
+                    // Whole only when it fits in a chunk; the decoder cuts it then.
+                    None => {
+                        assert_eq!(data, line, "line {n}, chunk size {size}");
+                        assert!(size > 9, "line {n} read whole with chunk size {size}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_buffer_stays_bounded_and_numbering_exact_past_a_huge_line() {
+        use tokio::io::AsyncReadExt;
+        let huge = tokio::io::repeat(b'z').take(8 << 20);
+        let reader = huge.chain(&b"\r\nnext\nlast"[..]);
+        let mut src =
+            FileSource::from_reader("-", Box::new(reader), 4096).with_max_line_bytes(1000);
+        let first = src.next_chunk().await.unwrap().unwrap();
+        assert_eq!(
+            (first.first_line, first.oversized, first.data.len()),
+            (1, Some(8 << 20), 1000)
+        );
+        assert_eq!(first.clone().skip_through(1).map(|c| c.first_line), None);
+        let mut rest = Vec::new();
+        while let Some(c) = src.next_chunk().await.unwrap() {
+            assert_eq!(c.first_line, 2 + rest.len() as u64);
+            rest.extend(c.lines().map(<[u8]>::to_vec));
+        }
+        assert_eq!(rest, [b"next".to_vec(), b"last".to_vec()]);
+        assert!(
+            src.buffer_high_water() <= 16 << 10,
+            "{}",
+            src.buffer_high_water()
+        );
     }
 
     #[test]

@@ -80,7 +80,11 @@ pub async fn run(config: &Config, options: RunOptions) -> Result<Summary> {
         return run_source(config, options, Input::Kafka(source), true).await;
     }
     let chunk_bytes = usize::try_from(config.source.read_chunk.as_u64()).unwrap_or(1 << 20);
-    let source = FileSource::open(&source_url, chunk_bytes).await?;
+    // A line over the decoder's limit is not buffered whole (one `too_large` dead letter).
+    let max_line = usize::try_from(config.decode.max_message_bytes.as_u64()).unwrap_or(usize::MAX);
+    let source = FileSource::open(&source_url, chunk_bytes)
+        .await?
+        .with_max_line_bytes(max_line);
     // Standard input is a live stream: a silent one advances its event time (idle timeout).
     let live = source.label().as_ref() == "-";
     run_source(config, options, Input::File(source), live).await

@@ -1,7 +1,8 @@
 //! The whole pipeline through the binary: counts against the generator's ground truth,
-//! every malformed kind, stdin, and the bundled demo.
+//! every malformed kind, stdin (with a 300 MB line), and the bundled demo.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::*;
 
@@ -116,6 +117,8 @@ fn every_malformed_kind_is_dead_lettered_with_reason_raw_bytes_and_line() {
         .iter()
         .enumerate()
         .filter_map(|(i, (line, code))| code.map(|c| (i as u64 + 1, c, line.as_slice())))
+        // A line over decode.max-message-bytes (1 MiB) keeps only its first 1 MiB.
+        .map(|(n, c, line)| (n, c, &line[..line.len().min(1 << 20)]))
         .collect();
     assert_eq!(rows.len(), expected.len(), "{rows:?}");
     for (row, (line, code, raw)) in rows.iter().zip(expected) {
@@ -161,6 +164,110 @@ fn stdin_is_a_source() {
     );
     assert_eq!(n[0]["n"], g.stats.good);
     assert_eq!(n[0]["f"], "-");
+}
+
+/// Runs `rampart run --source -` over `lines` written to its stdin (each a list of
+/// pieces, ended by `\n`); returns the child's peak resident memory in KiB (`VmHWM`,
+/// read once everything is written, before stdin closes) and its output.
+fn stdin_run_peak_kib(archive: &Path, lines: &[Vec<&[u8]>]) -> (u64, std::process::Output) {
+    use std::io::Write;
+    let mut child = rampart()
+        .args(["run", "--source", "-", "--archive"])
+        .arg(archive)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Written from another thread, so that a child that stops reading (or reads ever more
+    // slowly) fails the test instead of hanging it.
+    let (done, written) = std::sync::mpsc::channel();
+    let stdin = std::thread::scope(|s| {
+        s.spawn(move || {
+            let result: std::io::Result<()> = (|| {
+                for line in lines {
+                    for piece in line {
+                        stdin.write_all(piece)?;
+                    }
+                    stdin.write_all(b"\n")?;
+                }
+                stdin.flush()
+            })();
+            let _ = done.send(result.map(|()| stdin));
+        });
+        match written.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(result) => result.expect("write to the child's stdin"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the child did not read its input within 120 s");
+            }
+        }
+    });
+    // The pipe holds at most 64 KiB: the child has read all but the end of the input.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let peak = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in\n{status}"));
+    drop(stdin);
+    (peak, child.wait_with_output().unwrap())
+}
+
+#[test]
+fn a_300_mb_line_on_stdin_is_one_dead_letter_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let good: &[u8] =
+        br#"{"ts":"2026-11-01T00:00:00Z","resource_id":"r1","resource_type":"vm","category":"auth"}"#;
+    // What an ordinary run needs, to compare against.
+    let (normal, out) = stdin_run_peak_kib(&dir.path().join("normal"), &[vec![good]]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    const MIB: usize = 1 << 20;
+    let piece = vec![b'x'; MIB];
+    let huge: Vec<&[u8]> = vec![&piece; 300];
+    let archive = dir.path().join("archive");
+    let (peak, out) = stdin_run_peak_kib(&archive, &[huge, vec![good]]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("peak resident memory {peak} KiB, {normal} KiB for an ordinary run");
+    // Buffering the line would need 300 MB more; the limit (1 MiB) and a few 4 MiB reads
+    // are all the source may hold.
+    assert!(
+        peak < normal + 100 * 1024,
+        "peak resident memory {peak} KiB against {normal} KiB for an ordinary run"
+    );
+    let dead = query_json(
+        &archive,
+        "SELECT source_line, reason_code, reason, octet_length(CAST(raw AS VARCHAR)) AS raw_len, \
+         CAST(raw AS VARCHAR) = repeat('x', 1048576) AS raw_is_the_start FROM dead_letters",
+    );
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["source_line"], 1);
+    assert_eq!(dead[0]["reason_code"], "too_large");
+    assert_eq!(
+        dead[0]["reason"],
+        "line is 314572800 bytes, over the limit of 1048576 (decode.max-message-bytes); \
+         raw holds only its first 1048576 bytes"
+    );
+    assert_eq!(dead[0]["raw_len"], MIB);
+    assert_eq!(dead[0]["raw_is_the_start"], true);
+    let events = query_json(&archive, "SELECT source_line, resource_id FROM events");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (&events[0]["source_line"], &events[0]["resource_id"]),
+        (&2.into(), &"r1".into())
+    );
 }
 
 #[test]

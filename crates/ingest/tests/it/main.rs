@@ -2,4 +2,5 @@
 //! and over hostile input.
 
 mod hostile;
+mod long_lines;
 mod presets;

@@ -41,6 +41,7 @@ fn decode(preset: Preset) -> Decoded {
         path: Arc::from("fixture"),
         first_line: 1,
         data: data.into(),
+        oversized: None,
     };
     let mut d = Decoder::new(&DecodeConfig::default()).with_preset(preset);
     assert_eq!(d.push_lines(&chunk, 0), (20, 1), "{preset}");
