@@ -47,9 +47,11 @@ fn files_by_partition(archive: &Path) -> BTreeMap<String, Vec<String>> {
 
 /// The manifests, in chain order.
 fn manifests(archive: &Path) -> Vec<Value> {
+    // Only `*.json`: a manifest being written by a live run is a staging file beside them.
     let mut paths: Vec<PathBuf> = std::fs::read_dir(archive.join("_rampart/manifests"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     paths.sort();
     paths

@@ -537,12 +537,31 @@ fn a_full_disk_under_the_archive_fails_clearly_commits_only_what_is_durable_and_
     let (mnt, out) = (dir.path().join("mnt"), dir.path().join("out"));
     std::fs::create_dir_all(&mnt).unwrap();
     std::fs::create_dir_all(&out).unwrap();
+    // A first run over the first 2,000 lines fits and commits; then the rest of the lines
+    // are appended to the same file and the next run fills the disk. (Waiting for a timed
+    // commit instead depends on how fast the machine is: a fast one wrote more than the
+    // disk holds before its first commit.)
+    let text = std::fs::read(&g.path).unwrap();
+    let cut = text
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(1_999)
+        .unwrap()
+        .0
+        + 1;
+    let (grow, rest) = (dir.path().join("grow.jsonl"), dir.path().join("rest.jsonl"));
+    std::fs::write(&grow, &text[..cut]).unwrap();
+    std::fs::write(&rest, &text[cut..]).unwrap();
     // The tmpfs lives as long as the namespace: everything that needs it is in the
     // script, and copies of the archive are taken out for the checks.
     let script = r#"
         mount -t tmpfs -o size=1m none "$MNT" || exit 97
         export RAMPART_LOG=warn RAMPART_RULES__ENABLED=true \
             RAMPART_SINK__ROLL_INTERVAL=1s RAMPART_ARCHIVE__ORPHAN_GRACE=1s
+        "$BIN" run --source "$IN" --archive "$MNT/archive" >"$OUT/head.out" 2>"$OUT/head.err"
+        echo $? >"$OUT/head.rc"
+        cat "$REST" >>"$IN"
         "$BIN" run --source "$IN" --archive "$MNT/archive" >"$OUT/full.out" 2>"$OUT/full.err"
         echo $? >"$OUT/full.rc"
         cp -a "$MNT/archive" "$OUT/after-full"
@@ -553,8 +572,13 @@ fn a_full_disk_under_the_archive_fails_clearly_commits_only_what_is_durable_and_
         echo $? >"$OUT/again.rc"
         cp -a "$MNT/archive" "$OUT/final"
     "#;
-    let Some(ran) = in_mount_namespace(script, &[("MNT", &mnt), ("OUT", &out), ("IN", &g.path)])
-    else {
+    let vars = [
+        ("MNT", mnt.as_path()),
+        ("OUT", out.as_path()),
+        ("IN", grow.as_path()),
+        ("REST", rest.as_path()),
+    ];
+    let Some(ran) = in_mount_namespace(script, &vars) else {
         return;
     };
     let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap_or_default();
@@ -565,6 +589,7 @@ fn a_full_disk_under_the_archive_fails_clearly_commits_only_what_is_durable_and_
         String::from_utf8_lossy(&ran.stderr)
     );
 
+    assert_eq!(read("head.rc").trim(), "0", "{}", read("head.err"));
     // A clear error: the disk is full, where, and what to do.
     let err = read("full.err");
     assert_ne!(
