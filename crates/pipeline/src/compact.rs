@@ -24,7 +24,7 @@
 //! `compact.target-file-bytes`, with data pages of at most [`PAGE_ROWS`] rows so that
 //! the page index (min/max per page, written by default) narrows such a query further,
 //! to a page or two of each row group, and without dictionaries for the time column and
-//! the [`PLAIN_COLUMNS`], whose dictionaries such a query would otherwise read whole. The sort keeps at most [`SORT_MEMORY_BYTES`] in memory
+//! the [`PLAIN_COLUMNS`] (besides the sink's own plain columns), whose dictionaries such a query would otherwise read whole. The sort keeps at most [`SORT_MEMORY_BYTES`] in memory
 //! and spills to the temporary directory beyond, so an hour of any size is compacted in
 //! bounded memory.
 //!
@@ -91,17 +91,14 @@ pub const SORT_MEMORY_BYTES: usize = 256 << 20;
 /// resource decode a page or two per file rather than the whole hour.
 pub const PAGE_ROWS: usize = 1024;
 
-/// Columns compaction writes without a dictionary, besides the table's time column: their
-/// values are nearly all distinct within an hour, so their dictionary would be about
-/// as large as the column, and a query reading one page of them would still fetch and
-/// decode the whole dictionary of the row group.
-pub const PLAIN_COLUMNS: [&str; 8] = [
-    schema::events::SRC_IP,
+/// Columns compaction writes without a dictionary besides the table's time column and
+/// the ones every writer does ([`rampart_sink::PLAIN_BY_DEFAULT`]: `src_ip`, `message`,
+/// `extra`, `ts_raw`, ...): their values are nearly all distinct within an hour, so their
+/// dictionary would be about as large as the column, and a query reading one page of
+/// them would still fetch and decode the whole dictionary of the row group.
+pub const PLAIN_COLUMNS: [&str; 4] = [
     schema::events::DST_IP,
     schema::events::VULN_ID,
-    schema::events::MESSAGE,
-    schema::events::EXTRA,
-    schema::events::TS_RAW,
     schema::events::INGESTED_AT,
     schema::source::SOURCE_LINE,
 ];

@@ -25,8 +25,10 @@ use tracing::{debug, instrument};
 use crate::partition::split_by_hour;
 use crate::{Error, Result};
 
-/// Columns written without a dictionary: free text, addresses, raw bytes and JSON.
-const UNIQUE_VALUED: &[&str] = &[
+/// Columns every writer writes without a dictionary (see [`TableWriter::with_plain_columns`]):
+/// free text, addresses, raw bytes and JSON, whose values rarely repeat, so a dictionary
+/// costs a hash per value and is dropped for plain encoding once it outgrows its page.
+pub const PLAIN_BY_DEFAULT: &[&str] = &[
     schema::events::MESSAGE,
     schema::events::SRC_IP,
     schema::events::EXTRA,
@@ -113,13 +115,7 @@ impl TableWriter {
         let level = ZstdLevel::try_new(config.zstd_level).map_err(|e| Error::Config {
             message: format!("sink.zstd-level {}: {e}", config.zstd_level),
         })?;
-        let mut props = WriterProperties::builder();
-        // Columns whose values rarely repeat: a dictionary costs a hash per value and is
-        // dropped for plain encoding once it outgrows its page anyway.
-        for column in UNIQUE_VALUED {
-            props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
-        }
-        let props = props
+        let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(config.row_group_rows))
             .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
@@ -141,7 +137,8 @@ impl TableWriter {
             clock,
             open: BTreeMap::new(),
             written: Vec::new(),
-        })
+        }
+        .with_plain_columns(PLAIN_BY_DEFAULT))
     }
 
     /// Cuts the data pages of every column at `rows` rows at most (about; pages end on
