@@ -269,27 +269,17 @@ impl PolicyHit {
 
     /// The alert for this hit: routed by workload owner, rule and action.
     pub fn alert(&self) -> Value {
-        json!({
-            "type": "policy_hit",
-            "rule_id": self.rule_id,
-            "rule_version": self.rule_version,
-            "action": self.action,
-            "resource_id": self.resource_id,
-            "workload": self.workload,
-            "route": {"security": true, "owner": self.workload},
-            "window_start": rfc3339(self.window_start),
-            "window_end": rfc3339(self.window_end),
-            "category": self.category,
-            "hit_count": self.hit_count,
-            "prev_count": self.prev_count,
-            "increase_pct": self.increase_pct,
-        })
+        serde_json::to_value(self.line()).unwrap_or_default()
     }
 
     /// [`PolicyHit::alert`] as one line of compact JSON, written without building the
     /// value first (the alerts output's hot path); the same bytes.
     pub fn alert_line(&self) -> String {
-        serde_json::to_string(&HitLine {
+        serde_json::to_string(&self.line()).unwrap_or_default()
+    }
+
+    fn line(&self) -> HitLine<'_> {
+        HitLine {
             action: &self.action,
             category: self.category.as_deref(),
             hit_count: self.hit_count,
@@ -306,8 +296,7 @@ impl PolicyHit {
             window_end: rfc3339(self.window_end),
             window_start: rfc3339(self.window_start),
             workload: self.workload.as_deref(),
-        })
-        .unwrap_or_default()
+        }
     }
 }
 
@@ -329,27 +318,17 @@ impl ViolationChange {
 
     /// The alert for this change: routed by workload owner, rule and action.
     pub fn alert(&self) -> Value {
-        json!({
-            "type": "violation",
-            "state": self.state.as_str(),
-            "rule_id": self.rule_id,
-            "rule_version": self.rule_version,
-            "action": self.action,
-            "resource_id": self.resource_id,
-            "workload": self.workload,
-            "route": {"security": true, "owner": self.workload},
-            "changed_at": rfc3339(self.changed_at),
-            "opened_at": rfc3339(self.opened_at),
-            "resolved_at": self.resolved_at.map(rfc3339),
-            "opened_by": self.opened_by,
-            "resolved_by": self.resolved_by,
-        })
+        serde_json::to_value(self.line()).unwrap_or_default()
     }
 
     /// [`ViolationChange::alert`] as one line of compact JSON, written without building
     /// the value first; the same bytes.
     pub fn alert_line(&self) -> String {
-        serde_json::to_string(&ViolationLine {
+        serde_json::to_string(&self.line()).unwrap_or_default()
+    }
+
+    fn line(&self) -> ViolationLine<'_> {
+        ViolationLine {
             action: &self.action,
             changed_at: rfc3339(self.changed_at),
             opened_at: rfc3339(self.opened_at),
@@ -366,13 +345,12 @@ impl ViolationChange {
             state: self.state.as_str(),
             kind: "violation",
             workload: self.workload.as_deref(),
-        })
-        .unwrap_or_default()
+        }
     }
 }
 
-// The alert lines' fields in the order `serde_json::Value` writes an object's keys
-// (sorted), so that `alert_line` and `alert().to_string()` give the same bytes.
+// The alerts' fields, in the order `serde_json::Value` writes an object's keys (sorted),
+// so that `alert_line` and `alert().to_string()` give the same bytes.
 #[derive(serde::Serialize)]
 struct Route<'a> {
     owner: Option<&'a str>,
@@ -484,6 +462,43 @@ mod tests {
         assert_ne!(opened.alert_id(), change.alert_id());
     }
 
+    // The alerts as they were built before, field by field with `json!`: the reference.
+    fn hit_reference(h: &PolicyHit) -> Value {
+        json!({
+            "type": "policy_hit",
+            "rule_id": h.rule_id,
+            "rule_version": h.rule_version,
+            "action": h.action,
+            "resource_id": h.resource_id,
+            "workload": h.workload,
+            "route": {"security": true, "owner": h.workload},
+            "window_start": rfc3339(h.window_start),
+            "window_end": rfc3339(h.window_end),
+            "category": h.category,
+            "hit_count": h.hit_count,
+            "prev_count": h.prev_count,
+            "increase_pct": h.increase_pct,
+        })
+    }
+
+    fn violation_reference(v: &ViolationChange) -> Value {
+        json!({
+            "type": "violation",
+            "state": v.state.as_str(),
+            "rule_id": v.rule_id,
+            "rule_version": v.rule_version,
+            "action": v.action,
+            "resource_id": v.resource_id,
+            "workload": v.workload,
+            "route": {"security": true, "owner": v.workload},
+            "changed_at": rfc3339(v.changed_at),
+            "opened_at": rfc3339(v.opened_at),
+            "resolved_at": v.resolved_at.map(rfc3339),
+            "opened_by": v.opened_by,
+            "resolved_by": v.resolved_by,
+        })
+    }
+
     #[test]
     fn alert_lines_are_the_bytes_of_the_alert_values() {
         // The value built with `json!` is the reference; the line is written directly.
@@ -497,7 +512,8 @@ mod tests {
             ..hit(None)
         });
         for h in &hits {
-            assert_eq!(h.alert_line(), h.alert().to_string());
+            assert_eq!(h.alert(), hit_reference(h));
+            assert_eq!(h.alert_line(), hit_reference(h).to_string());
         }
         let change = resolved(Some("billing"));
         let opened = ViolationChange {
@@ -508,7 +524,8 @@ mod tests {
             ..change.clone()
         };
         for c in [&change, &opened] {
-            assert_eq!(c.alert_line(), c.alert().to_string());
+            assert_eq!(c.alert(), violation_reference(c));
+            assert_eq!(c.alert_line(), violation_reference(c).to_string());
         }
     }
 }
