@@ -353,13 +353,18 @@ pub(crate) async fn run_source(
                         .iter()
                         .map(|r| r.payload.len() as u64)
                         .sum::<u64>();
-                    if raw_tx
-                        .send((RawChunk::Kafka(batch), Instant::now()))
-                        .await
-                        .is_err()
-                    {
+                    // While the queue is full (backpressure, e.g. the store is down), the
+                    // offsets of commits already durable still go to the group.
+                    let permit = loop {
+                        tokio::select! {
+                            permit = raw_tx.reserve() => break permit,
+                            Some(next) = commit_rx.recv() => source.commit(&next)?,
+                        }
+                    };
+                    let Ok(permit) = permit else {
                         break;
-                    }
+                    };
+                    permit.send((RawChunk::Kafka(batch), Instant::now()));
                 }
                 // No more reading; the offsets of the last commits still go to the group.
                 source.set_revoke_hook(None);
