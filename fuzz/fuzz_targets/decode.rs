@@ -10,7 +10,9 @@
 //!   strings are not empty, `dst_port` is in 0..=65535, `ts_raw` (when kept) is RFC 3339
 //!   text for the stored `ts`, and `extra` reads back as a JSON object;
 //! - under `native`, nothing is lost: every field of the message is in its column or in
-//!   `extra`, with the same JSON value, and `extra` holds nothing else.
+//!   `extra`, with the same JSON value, and `extra` holds nothing else;
+//! - the decoder's fast path and its general path (`serde_json` alone) give the same
+//!   event or the same rejection.
 
 #![no_main]
 
@@ -21,13 +23,19 @@ use libfuzzer_sys::fuzz_target;
 use rampart_core::config::{DecodeConfig, Preset};
 use rampart_core::schema::{OPTIONAL_STRING_FIELDS, dead_letters as dl, events as col};
 use rampart_core::{DeadLetterReason, SourcePos};
-use rampart_ingest::{Decoder, Outcome};
+use rampart_ingest::{Decoder, Outcome, decode};
 use serde_json::{Map, Value};
 
 fuzz_target!(|data: &[u8]| {
     for preset in [Preset::Native, Preset::Ecs, Preset::Ocsf] {
         check(data, preset);
     }
+    let limit = DecodeConfig::default().max_message_bytes.as_u64() as usize;
+    assert_eq!(
+        decode::parse(data, limit),
+        decode::parse_general(data, limit),
+        "fast path and general path disagree"
+    );
 });
 
 fn check(data: &[u8], preset: Preset) {

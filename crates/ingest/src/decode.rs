@@ -1,8 +1,11 @@
 //! Strict JSON to Arrow: one message in, one `events` row or one `dead_letters` row out.
 //!
-//! Each message is parsed once with `serde_json` into borrowed field slices
-//! ([`RawValue`]), then every contract field is checked for its type and value. The
-//! checks, in order, and the reason code each failure gets:
+//! A flat object of contract fields, nearly every event, is read in one pass by the fast
+//! path ([`crate::scan`]), its strings borrowed from the message. Any other message is
+//! parsed once with `serde_json` into borrowed field slices ([`RawValue`]), then every
+//! contract field is checked for its type and value; the fast path never rejects a
+//! message itself, it hands it to this general path, so the reasons below are the
+//! general path's. The checks, in order, and the reason code each failure gets:
 //!
 //! | check | code |
 //! |---|---|
@@ -244,8 +247,26 @@ impl Decoder {
 }
 
 /// Checks one message against the event contract.
+///
+/// Most messages take the fast path, [`crate::scan`]: one pass over a flat object of
+/// contract fields. Any other message (fields outside the contract, `\u` escapes,
+/// anything malformed) is read by `serde_json` ([`parse_general`]), which also gives
+/// every rejection its reason; the fast path hands over instead of judging.
 pub fn parse(message: &[u8], max_message_bytes: usize) -> Result<Event<'_>, Rejection> {
     let text = object_text(message, max_message_bytes)?;
+    match crate::scan::contract_object(text) {
+        Some(fields) => fields.finish(),
+        None => general(text),
+    }
+}
+
+/// [`parse`] without its fast path: every message read by `serde_json`. The reference
+/// the fast path is checked against (unit tests, the `decode` fuzz target).
+pub fn parse_general(message: &[u8], max_message_bytes: usize) -> Result<Event<'_>, Rejection> {
+    general(object_text(message, max_message_bytes)?)
+}
+
+fn general(text: &str) -> Result<Event<'_>, Rejection> {
     let fields: RawFields<'_> = serde_json::from_str(text)
         .map_err(|e| Rejection::new(DeadLetterReason::NotJson, format!("not JSON: {e}")))?;
     check(fields)
@@ -289,7 +310,7 @@ pub(crate) fn object_text(message: &[u8], max_message_bytes: usize) -> Result<&s
 
 /// The contract fields, by position in the parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Known {
+pub(crate) enum Known {
     Ts,
     ResourceId,
     ResourceType,
@@ -301,7 +322,7 @@ enum Known {
 }
 
 impl Known {
-    fn of(key: &str) -> Option<Self> {
+    pub(crate) fn of(key: &str) -> Option<Self> {
         Some(match key {
             col::TS => Self::Ts,
             col::RESOURCE_ID => Self::ResourceId,
@@ -315,7 +336,7 @@ impl Known {
     }
 
     /// A distinct bit per field, for duplicate detection.
-    fn bit(self) -> u32 {
+    pub(crate) fn bit(self) -> u32 {
         match self {
             Self::Ts => 0,
             Self::ResourceId => 1,
@@ -329,14 +350,66 @@ impl Known {
     }
 }
 
+/// The contract fields of one message as read, before the checks on the whole event
+/// (required fields present and not empty, `ts` a timestamp): what both ways of reading
+/// a message ([`check`] after `serde_json`, and [`crate::scan`]) produce.
+#[derive(Default)]
+pub(crate) struct Fields<'a> {
+    pub(crate) ts: Option<Cow<'a, str>>,
+    pub(crate) resource_id: Option<Cow<'a, str>>,
+    pub(crate) resource_type: Option<Cow<'a, str>>,
+    pub(crate) category: Option<Cow<'a, str>>,
+    pub(crate) strings: [Option<Cow<'a, str>>; OPTIONAL_STRING_FIELDS.len()],
+    pub(crate) dst_port: Option<i32>,
+    pub(crate) patched: Option<bool>,
+    pub(crate) policy_allowed: Option<bool>,
+    /// The fields outside the contract as the text of one JSON object; empty for none.
+    pub(crate) extra: String,
+}
+
+impl<'a> Fields<'a> {
+    /// Where a string field of the contract goes; `None` for the fields of other types.
+    pub(crate) fn string_mut(&mut self, known: Known) -> Option<&mut Option<Cow<'a, str>>> {
+        Some(match known {
+            Known::Ts => &mut self.ts,
+            Known::ResourceId => &mut self.resource_id,
+            Known::ResourceType => &mut self.resource_type,
+            Known::Category => &mut self.category,
+            Known::Str(i) => &mut self.strings[i],
+            Known::DstPort | Known::Patched | Known::PolicyAllowed => return None,
+        })
+    }
+
+    /// The checks on the whole event, in the order of the module docs' table.
+    pub(crate) fn finish(mut self) -> Result<Event<'a>, Rejection> {
+        if !self.extra.is_empty() {
+            self.extra.push('}');
+        }
+        let ts_text = required(col::TS, self.ts)?;
+        let resource_id = required(col::RESOURCE_ID, self.resource_id)?;
+        let resource_type = required(col::RESOURCE_TYPE, self.resource_type)?;
+        let category = required(col::CATEGORY, self.category)?;
+        let (ts_micros, canonical) = parse_ts(&ts_text)?;
+
+        Ok(Event {
+            ts_micros,
+            ts_raw: (!canonical).then_some(ts_text),
+            resource_id,
+            resource_type,
+            category,
+            strings: self.strings,
+            dst_port: self.dst_port,
+            patched: self.patched,
+            policy_allowed: self.policy_allowed,
+            extra: (!self.extra.is_empty()).then_some(self.extra),
+        })
+    }
+}
+
 fn check(fields: RawFields<'_>) -> Result<Event<'_>, Rejection> {
     let fields = fields.0;
     let mut seen: u32 = 0;
-    let mut ts: Option<Cow<'_, str>> = None;
-    let (mut resource_id, mut resource_type, mut category) = (None, None, None);
-    let mut strings: [Option<Cow<'_, str>>; OPTIONAL_STRING_FIELDS.len()] = Default::default();
-    let (mut dst_port, mut patched, mut policy_allowed) = (None, None, None);
-    let mut extra = String::new();
+    let mut out = Fields::default();
     let mut extra_keys = KeySet::default();
 
     for (key, value) in &fields {
@@ -346,8 +419,9 @@ fn check(fields: RawFields<'_>) -> Result<Event<'_>, Rejection> {
                 return Err(duplicate(key));
             }
             check_extra(key, value.get())?;
+            let extra = &mut out.extra;
             extra.push(if extra.is_empty() { '{' } else { ',' });
-            push_json_key(&mut extra, key);
+            push_json_key(extra, key);
             extra.push(':');
             extra.push_str(value.get());
             continue;
@@ -358,38 +432,17 @@ fn check(fields: RawFields<'_>) -> Result<Event<'_>, Rejection> {
         }
         seen |= bit;
         match known {
-            Known::Ts => ts = string_field(key, value)?,
-            Known::ResourceId => resource_id = string_field(key, value)?,
-            Known::ResourceType => resource_type = string_field(key, value)?,
-            Known::Category => category = string_field(key, value)?,
-            Known::Str(i) => strings[i] = string_field(key, value)?,
-            Known::DstPort => dst_port = port_field(key, value)?,
-            Known::Patched => patched = bool_field(key, value)?,
-            Known::PolicyAllowed => policy_allowed = bool_field(key, value)?,
+            Known::DstPort => out.dst_port = port_field(key, value)?,
+            Known::Patched => out.patched = bool_field(key, value)?,
+            Known::PolicyAllowed => out.policy_allowed = bool_field(key, value)?,
+            _ => {
+                if let Some(slot) = out.string_mut(known) {
+                    *slot = string_field(key, value)?;
+                }
+            }
         }
     }
-    if !extra.is_empty() {
-        extra.push('}');
-    }
-
-    let ts_text = required(col::TS, ts)?;
-    let resource_id = required(col::RESOURCE_ID, resource_id)?;
-    let resource_type = required(col::RESOURCE_TYPE, resource_type)?;
-    let category = required(col::CATEGORY, category)?;
-    let (ts_micros, canonical) = parse_ts(&ts_text)?;
-
-    Ok(Event {
-        ts_micros,
-        ts_raw: (!canonical).then_some(ts_text),
-        resource_id,
-        resource_type,
-        category,
-        strings,
-        dst_port,
-        patched,
-        policy_allowed,
-        extra: (!extra.is_empty()).then_some(extra),
-    })
+    out.finish()
 }
 
 /// The keys seen so far: a list while there are few, a hash set once there are many,

@@ -33,6 +33,7 @@ mod error;
 pub mod file;
 pub mod kafka;
 pub mod preset;
+mod scan;
 
 pub use decode::{Decoded, Decoder, Outcome, Rejection};
 pub use error::{Error, Result};
