@@ -64,12 +64,17 @@ pub(crate) fn contract_object(text: &str) -> Option<Fields<'_>> {
                 let start = s.i;
                 s.value(0)?;
                 // The same text as the general path's: the key had no escapes.
+                let value = &text[start..s.i];
                 let extra = &mut fields.extra;
+                if extra.is_empty() {
+                    // Room for this and every later field: one allocation per message.
+                    extra.reserve(key.len() + 5 + text.len() - start);
+                }
                 extra.push(if extra.is_empty() { '{' } else { ',' });
                 extra.push('"');
                 extra.push_str(key);
                 extra.push_str("\":");
-                extra.push_str(&text[start..s.i]);
+                extra.push_str(value);
             }
         }
         s.whitespace();

@@ -12,7 +12,7 @@ use parquet::arrow::AsyncArrowWriter;
 use parquet::arrow::async_writer::AsyncFileWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use rampart_core::Clock;
 use rampart_core::config::SinkConfig;
@@ -31,6 +31,16 @@ use crate::{Error, Result};
 pub const PLAIN_BY_DEFAULT: &[&str] = &[
     schema::events::MESSAGE,
     schema::events::SRC_IP,
+    schema::events::EXTRA,
+    schema::events::TS_RAW,
+    schema::dead_letters::RAW,
+    schema::dead_letters::REASON,
+];
+/// Columns every writer writes without min/max statistics: free text, JSON and raw bytes,
+/// which no query prunes on (a range of messages says nothing useful), while keeping
+/// them costs a comparison of every value. Their null counts go with them.
+pub(crate) const NO_STATISTICS: &[&str] = &[
+    schema::events::MESSAGE,
     schema::events::EXTRA,
     schema::events::TS_RAW,
     schema::dead_letters::RAW,
@@ -115,8 +125,12 @@ impl TableWriter {
         let level = ZstdLevel::try_new(config.zstd_level).map_err(|e| Error::Config {
             message: format!("sink.zstd-level {}: {e}", config.zstd_level),
         })?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(level))
+        let mut props = WriterProperties::builder().set_compression(Compression::ZSTD(level));
+        for column in NO_STATISTICS {
+            props = props
+                .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
+        }
+        let props = props
             .set_max_row_group_row_count(Some(config.row_group_rows))
             .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
             .set_created_by(format!("rampart {}", env!("CARGO_PKG_VERSION")))
@@ -437,7 +451,7 @@ mod tests {
         v
     }
 
-    async fn rows_in(loc: &Location, relative: &str) -> usize {
+    async fn reader(loc: &Location, relative: &str) -> ParquetRecordBatchReaderBuilder<Bytes> {
         let bytes = loc
             .store
             .get(&loc.child(relative))
@@ -446,10 +460,11 @@ mod tests {
             .bytes()
             .await
             .unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .unwrap()
-            .build()
-            .unwrap();
+        ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap()
+    }
+
+    async fn rows_in(loc: &Location, relative: &str) -> usize {
+        let reader = reader(loc, relative).await.build().unwrap();
         reader.map(|b| b.unwrap().num_rows()).sum()
     }
 
@@ -499,6 +514,32 @@ mod tests {
             }
             assert_eq!(total, 4, "{name}");
         }
+    }
+
+    #[tokio::test]
+    async fn free_text_columns_have_no_statistics_and_the_others_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc =
+            rampart_core::store::open(dir.path().to_str().unwrap(), Vec::<(String, String)>::new())
+                .unwrap();
+        let mut w = writer(&loc, &config(1_000_000), Arc::new(ManualClock::new(0)));
+        w.write(&batch(&[10, 20, 30], 16)).await.unwrap();
+        w.close_all().await.unwrap();
+        let file = &w.take_written()[0];
+        let meta = reader(&loc, &file.path).await.metadata().clone();
+        let min_max = |name: &str| {
+            let chunk = meta
+                .row_group(0)
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .unwrap();
+            chunk
+                .statistics()
+                .is_some_and(|s| s.min_bytes_opt().is_some())
+        };
+        assert!(min_max("received_at") && min_max("reason_code"));
+        assert!(!min_max("raw") && !min_max("reason"));
     }
 
     #[tokio::test]
