@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -77,6 +77,14 @@ impl Archive {
             .with_information_schema(true)
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
         config.options_mut().execution.parquet.metadata_size_hint = Some(METADATA_SIZE_HINT);
+        // No statistics while planning: DataFusion would open every file the listing
+        // keeps and summarize every column of its footer (a month of hours: 720 files,
+        // a fifth of the CPU time of a per-workload count) before the scan opens the same
+        // files again, and would open files no manifest lists too (the archive table
+        // narrows to committed files after the listing), so a file a crash left half
+        // written would fail the query. The scan prunes row groups and pages from each
+        // footer itself; the table's statistics are dropped anyway (`ArchiveTable`).
+        config.options_mut().execution.collect_statistics = false;
         let mut runtime = RuntimeEnvBuilder::new();
         if limits.memory_limit.as_u64() > 0 {
             let memory = usize::try_from(limits.memory_limit.as_u64()).unwrap_or(usize::MAX);
@@ -157,10 +165,63 @@ impl Archive {
                 },
                 _ => Error::Query { source },
             })?;
+        let (schema, batches) =
+            views_as_utf8(&schema, batches).map_err(|source| Error::Query { source })?;
         let out = QueryOutput { schema, batches };
         tracing::Span::current().record("rows", out.num_rows());
         Ok(out)
     }
+}
+
+/// The schema queries see for `table`: its string columns as `Utf8View`. DataFusion then
+/// reads a dictionary-encoded column as views into its dictionary rather than copying
+/// every value out, and hashes and compares views (values up to 12 bytes inline) when
+/// grouping or joining: a month's count of events by workload took about a quarter less
+/// CPU. The files are unchanged (Parquet strings, as other readers see them), and
+/// [`Archive::query`] returns such columns as `Utf8`, as they are stored.
+fn query_schema(table: &TableDef) -> SchemaRef {
+    retyped(&table.schema(), &DataType::Utf8, &DataType::Utf8View)
+}
+
+/// `schema` with its fields of type `from` (at the top level) as `to`.
+fn retyped(schema: &Schema, from: &DataType, to: &DataType) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let f = f.as_ref().clone();
+            if f.data_type() == from {
+                f.with_data_type(to.clone())
+            } else {
+                f
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `batches` (of `schema`) with their `Utf8View` columns as `Utf8` (see [`query_schema`]).
+fn views_as_utf8(
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> std::result::Result<(SchemaRef, Vec<RecordBatch>), DataFusionError> {
+    let utf8 = retyped(schema, &DataType::Utf8View, &DataType::Utf8);
+    if &utf8 == schema {
+        return Ok((utf8, batches));
+    }
+    let batches = batches
+        .iter()
+        .map(|b| {
+            let columns = b
+                .columns()
+                .iter()
+                .zip(utf8.fields())
+                .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(RecordBatch::try_new(Arc::clone(&utf8), columns)?)
+        })
+        .collect::<std::result::Result<Vec<_>, DataFusionError>>()?;
+    Ok((utf8, batches))
 }
 
 fn listing_table(
@@ -178,7 +239,7 @@ fn listing_table(
         .with_table_partition_cols(partition_columns());
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
-        .with_schema(table.schema());
+        .with_schema(query_schema(table));
     let listing = Arc::new(ListingTable::try_new(config)?);
     Ok(Arc::new(ArchiveTable::new(
         listing,
@@ -191,16 +252,64 @@ fn listing_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::AsArray;
+
+    /// The archive in `dir`, opened.
+    async fn open(dir: &std::path::Path) -> Archive {
+        let location =
+            rampart_core::store::open(dir.to_str().unwrap(), Vec::<(String, String)>::new())
+                .unwrap();
+        Archive::open(location).await.unwrap()
+    }
 
     #[tokio::test]
     async fn footers_are_read_with_a_small_hint() {
         let dir = tempfile::tempdir().unwrap();
-        let location =
-            rampart_core::store::open(dir.path().to_str().unwrap(), Vec::<(String, String)>::new())
-                .unwrap();
-        let archive = Archive::open(location).await.unwrap();
+        let archive = open(dir.path()).await;
         let state = archive.session().state();
         let parquet = &state.config_options().execution.parquet;
         assert_eq!(parquet.metadata_size_hint, Some(METADATA_SIZE_HINT));
+    }
+
+    #[tokio::test]
+    async fn strings_are_read_as_views_and_returned_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = open(dir.path()).await;
+        let events = archive.session().table("events").await.unwrap();
+        let workload = events.schema().field_with_name(None, "workload").unwrap();
+        assert_eq!(workload.data_type(), &DataType::Utf8View);
+        let stored = schema::table("events").unwrap().schema();
+        assert_eq!(
+            stored.field_with_name("workload").unwrap().data_type(),
+            &DataType::Utf8
+        );
+        // Results come back as the files store them.
+        let out = archive
+            .query("SELECT workload, arrow_cast('a', 'Utf8View') AS v, 1 AS n FROM events UNION ALL SELECT arrow_cast('w', 'Utf8View'), arrow_cast('b', 'Utf8View'), 2")
+            .await
+            .unwrap();
+        let types: Vec<&DataType> = out.schema.fields().iter().map(|f| f.data_type()).collect();
+        assert_eq!(types, [&DataType::Utf8, &DataType::Utf8, &DataType::Int64]);
+        assert_eq!(out.num_rows(), 1);
+        let b = &out.batches[0];
+        assert_eq!(b.schema(), out.schema);
+        assert_eq!(b.column(0).as_string::<i32>().value(0), "w");
+        assert_eq!(b.column(1).as_string::<i32>().value(0), "b");
+    }
+
+    #[tokio::test]
+    async fn planning_opens_no_file() {
+        // A file no manifest lists (left by a crash, say) in a folder a query lists: it
+        // is not Parquet, so the query fails if anything opens it, even to plan.
+        let dir = tempfile::tempdir().unwrap();
+        let hour = dir.path().join("events/date=2026-10-01/hour=00");
+        std::fs::create_dir_all(&hour).unwrap();
+        std::fs::write(hour.join("part-left.parquet"), b"half written").unwrap();
+        let archive = open(dir.path()).await;
+        let out = archive
+            .query("SELECT workload, count(*) FROM events WHERE date = DATE '2026-10-01' GROUP BY workload")
+            .await
+            .unwrap();
+        assert_eq!(out.num_rows(), 0);
     }
 }
