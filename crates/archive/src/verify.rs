@@ -718,14 +718,8 @@ async fn read_stored(location: &Location, path: &str, recorded: &str, size: u64)
     }
     let sha256 = hex::encode(hasher.finalize());
     let rows = if sha256 == recorded && bytes == size && path.ends_with(DATA_FILE_EXTENSION) {
-        let fetch = RangeFetch {
-            location,
-            object: &object,
-        };
         Some(
-            ParquetMetaDataReader::new()
-                .with_prefetch_hint(Some(FOOTER_PREFETCH))
-                .load_and_finish(fetch, bytes)
+            footer(location, &object, bytes)
                 .await
                 .map(|m| u64::try_from(m.file_metadata().num_rows()).unwrap_or(0))
                 .map_err(|e| e.to_string()),
@@ -738,6 +732,19 @@ async fn read_stored(location: &Location, path: &str, recorded: &str, size: u64)
         sha256,
         rows,
     })
+}
+
+/// The footer (metadata) of the Parquet file stored at `object`, `size` bytes long,
+/// read with a ranged request or two.
+pub async fn footer(
+    location: &Location,
+    object: &object_store::path::Path,
+    size: u64,
+) -> parquet::errors::Result<parquet::file::metadata::ParquetMetaData> {
+    ParquetMetaDataReader::new()
+        .with_prefetch_hint(Some(FOOTER_PREFETCH))
+        .load_and_finish(RangeFetch { location, object }, size)
+        .await
 }
 
 /// Byte ranges of a stored object, for reading a Parquet footer.

@@ -67,10 +67,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
+use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext, col};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
+use rampart_archive::verify::footer;
 use rampart_core::Clock;
 use rampart_core::config::{Config, SinkConfig};
 use rampart_core::layout::{MICROS_PER_HOUR, partition_dir};
@@ -533,7 +535,8 @@ async fn rewrite(
         .with_page_rows(PAGE_ROWS)
         .with_plain_columns(&[table.time_column()])
         .with_plain_columns(&PLAIN_COLUMNS);
-    let copied = match copy_sorted(location, table, candidate, &mut writer).await {
+    let copied = match copy_sorted(location, table, candidate, &mut writer, SORT_MEMORY_BYTES).await
+    {
         Ok(rows) => writer.close_all().await.map(|()| rows).map_err(Error::from),
         Err(e) => Err(e),
     };
@@ -581,27 +584,70 @@ async fn abandon(
     Err(error)
 }
 
-/// Streams the inputs through a sort into `writer`; returns the rows streamed.
+/// The most rows of one batch read for the sort (DataFusion's default batch size).
+const MAX_BATCH_ROWS: usize = 8192;
+
+/// Rows per batch read for the sort of `candidate`: as many as fit in a 64th of
+/// `sort_memory` at the inputs' largest rows (uncompressed bytes per row of a row
+/// group, from the footers), between 1 and [`MAX_BATCH_ROWS`]. A batch larger than the
+/// sort's memory cannot be sorted at all, spill or not: an hour of dead letters of
+/// 1 MiB each, 8,192 rows to a batch, failed with "Not enough memory to continue
+/// external sort". The merge of the spilled runs and of the partitions holds a batch
+/// per run and per partition, hence the small share (found by the test below: a 16th
+/// was not enough for 64 KiB rows in 16 MiB). Rows of the usual size (under 1 KiB)
+/// keep the full 8,192 under the default 256 MiB.
+async fn batch_rows(
+    location: &Location,
+    candidate: &Candidate,
+    sort_memory: usize,
+) -> datafusion::parquet::errors::Result<usize> {
+    let mut widest: u64 = 1;
+    for input in &candidate.inputs {
+        let meta = footer(location, &location.child(&input.path), input.bytes).await?;
+        for group in meta.row_groups() {
+            let rows = u64::try_from(group.num_rows()).unwrap_or(0).max(1);
+            let bytes = u64::try_from(group.total_byte_size()).unwrap_or(0);
+            widest = widest.max(bytes.div_ceil(rows));
+        }
+    }
+    let fit = (sort_memory as u64 / 64) / widest;
+    Ok(usize::try_from(fit)
+        .unwrap_or(MAX_BATCH_ROWS)
+        .clamp(1, MAX_BATCH_ROWS))
+}
+
+/// Streams the inputs through a sort into `writer`, holding at most `sort_memory` bytes
+/// of rows before spilling to disk; returns the rows streamed.
 async fn copy_sorted(
     location: &Location,
     table: &TableDef,
     candidate: &Candidate,
     writer: &mut TableWriter,
+    sort_memory: usize,
 ) -> Result<u64> {
     let read_err = |source| Error::CompactRead {
         partition: candidate.partition(),
         source,
     };
+    let batch = batch_rows(location, candidate, sort_memory)
+        .await
+        .map_err(|e| read_err(e.into()))?;
     let mut session = SessionConfig::new()
-        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .with_batch_size(batch);
+    // What the sort keeps back for merging its spilled runs: DataFusion's 10 MiB, or less
+    // under a smaller budget.
+    session.options_mut().execution.sort_spill_reservation_bytes = (sort_memory / 8).min(10 << 20);
     // The table schema says Utf8; keep it rather than DataFusion's view types.
     session
         .options_mut()
         .execution
         .parquet
         .schema_force_view_types = false;
+    // Fair shares: one partition's sorter cannot take the memory another partition's
+    // merge needs (with DataFusion's greedy pool, the first to ask could).
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(SORT_MEMORY_BYTES, 1.0)
+        .with_memory_pool(Arc::new(FairSpillPool::new(sort_memory)))
         .build_arc()
         .map_err(read_err)?;
     let ctx = SessionContext::new_with_config_rt(session, runtime);
@@ -744,7 +790,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
     use arrow::array::{
-        Array, AsArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+        Array, ArrayRef, AsArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
     };
     use futures::TryStreamExt;
     use futures::stream::BoxStream;
@@ -1083,6 +1129,106 @@ mod tests {
             Arc::new(Float64Array::from(vec![1.0; n.len()])),
         ];
         RecordBatch::try_new(schema::attack_rates_schema(), columns).unwrap()
+    }
+
+    /// An hour of rows far wider than the sort's memory divided by DataFusion's default
+    /// batch (dead letters that kept 1 MiB messages under 256 MiB of sort memory; here
+    /// scaled down, the same ratio: 64 KiB rows, 16 MiB) is sorted a few rows a batch,
+    /// spilling, not refused as it was.
+    #[tokio::test]
+    async fn an_hour_of_huge_rows_is_sorted_within_the_sort_memory() {
+        let f = fixture();
+        let table = schema::table(schema::DEAD_LETTERS).unwrap();
+        let dead = schema::dead_letters_schema();
+        let start = HOUR * MICROS_PER_HOUR;
+        let mut inputs = Vec::new();
+        let per_file = 200;
+        for file in 0..3i64 {
+            // Newest first, so the sort has to reorder. Memory counts uncompressed bytes,
+            // so the raw bytes may as well compress well (small files, a quick test).
+            let times: Vec<i64> = (0..per_file)
+                .map(|i| start + 1_000 - (file * per_file + i))
+                .collect();
+            let raws: Vec<Vec<u8>> = (0..per_file).map(|i| vec![i as u8; 64 << 10]).collect();
+            let columns = dead
+                .fields()
+                .iter()
+                .map(|field| -> ArrayRef {
+                    match field.name().as_str() {
+                        "received_at" => Arc::new(
+                            TimestampMicrosecondArray::from(times.clone()).with_timezone("UTC"),
+                        ),
+                        "reason_code" | "reason" => {
+                            Arc::new(StringArray::from(vec!["x"; per_file as usize]))
+                        }
+                        "raw" => Arc::new(arrow::array::BinaryArray::from_iter_values(&raws)),
+                        _ => arrow::array::new_null_array(field.data_type(), per_file as usize),
+                    }
+                })
+                .collect();
+            let mut w =
+                TableWriter::new(table.clone(), f.location.clone(), &f.config.sink, f.clock())
+                    .unwrap();
+            w.write(&RecordBatch::try_new(Arc::clone(&dead), columns).unwrap())
+                .await
+                .unwrap();
+            w.close_all().await.unwrap();
+            inputs.extend(w.take_written().into_iter().map(|w| {
+                FileEntry::new(
+                    w.table,
+                    w.path,
+                    w.hour,
+                    w.rows,
+                    w.bytes,
+                    w.sha256,
+                    Duration::ZERO,
+                )
+            }));
+        }
+        let candidate = Candidate {
+            table: schema::DEAD_LETTERS,
+            hour: HOUR,
+            inputs,
+        };
+        let memory = 16 << 20;
+        let rows = batch_rows(&f.location, &candidate, memory).await.unwrap();
+        assert!(
+            (1..=4).contains(&rows),
+            "a 64th of 16 MiB holds 4 rows of 64 KiB at most: {rows}"
+        );
+        let mut out =
+            TableWriter::new(table, f.location.clone(), &f.config.sink, f.clock()).unwrap();
+        let rows = copy_sorted(
+            &f.location,
+            &schema::table(schema::DEAD_LETTERS).unwrap(),
+            &candidate,
+            &mut out,
+            memory,
+        )
+        .await
+        .unwrap();
+        out.close_all().await.unwrap();
+        assert_eq!(rows, 3 * per_file as u64);
+        let written = out.take_written();
+        let mut times: Vec<i64> = Vec::new();
+        for file in &written {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(f.file(&file.path).await)
+                .unwrap()
+                .build()
+                .unwrap();
+            for b in reader {
+                let b = b.unwrap();
+                let t = b.column_by_name("received_at").unwrap();
+                times.extend(
+                    t.as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                        .values(),
+                );
+            }
+        }
+        let expected: Vec<i64> = (0..3 * per_file)
+            .map(|i| start + 1_000 - (3 * per_file - 1) + i)
+            .collect();
+        assert_eq!(times, expected, "every row once, sorted by received_at");
     }
 
     fn entry(table: &str, date: &str, hour: u8, path: &str, bytes: u64) -> FileEntry {
