@@ -320,6 +320,49 @@ async fn closed_windows_are_freed() {
     assert_eq!(h.engine.open_windows(), 0);
 }
 
+#[tokio::test]
+async fn the_strings_of_closed_windows_and_resolved_violations_are_freed() {
+    // Each window sees resources and a workload no other window sees: attacked VMs, and
+    // unclassified storage whose violation is resolved a minute later.
+    const PER_WINDOW: i64 = 25;
+    const WINDOWS: i64 = 40;
+    let name = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut h = Harness::new().await;
+    let mut most = 0;
+    for w in 0..WINDOWS {
+        let workload = name(format!("workload-{w}"));
+        let mut events = Vec::new();
+        for i in 0..PER_WINDOW {
+            let t = ev("00:00", name(format!("vm-{w}-{i}")), "vm", "brute_force")
+                .workload(workload)
+                .plus(w * W + i * SECOND);
+            let storage = name(format!("st-{w}-{i}"));
+            let opens = ev("00:00", storage, "storage", "access").plus(w * W + i * SECOND);
+            let remedy = ev("00:01", storage, "storage", "classification_change")
+                .classification("internal")
+                .plus(w * W + i * SECOND);
+            events.extend([t, opens, remedy]);
+        }
+        let out = h.feed(0, &in_time_order(events)).await;
+        assert_eq!(
+            out.violations.len(),
+            2 * PER_WINDOW as usize,
+            "opened, resolved"
+        );
+        most = most.max(h.engine.state_strings());
+    }
+    assert_eq!(h.engine.open_violations(), 0);
+    // 51 distinct strings per window (its resources and workload); the state holds the
+    // open window, the last closed one's counts and those of the window before it until
+    // the lateness has passed. Strings of the closed windows are not kept.
+    let per_window = (2 * PER_WINDOW + 1) as usize;
+    assert!(
+        most <= 4 * per_window,
+        "at most {most} strings held, over {} distinct",
+        WINDOWS as usize * per_window
+    );
+}
+
 /// Feeds `stream` in batches of `batch_size` per partition; after the events at
 /// `restart_after` (indices), stores both partitions' state as JSON, drops the engine
 /// and continues with a new one restored from it, as a restarted run does (or, without
