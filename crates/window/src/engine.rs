@@ -29,6 +29,9 @@ struct Planned {
     info: Rule,
     plan: LogicalPlan,
     remedy: Option<LogicalPlan>,
+    /// `info.id` and `info.action`, shared by the rule's output rows.
+    id: Arc<str>,
+    action: Arc<str>,
 }
 
 #[derive(Debug, Default)]
@@ -140,6 +143,8 @@ async fn plan_all(planner: &Planner, rules: &RulesConfig) -> PlannedRules {
                         .plan_rule(&rule)
                         .await
                         .map(|(plan, remedy)| Planned {
+                            id: rule.id.as_str().into(),
+                            action: rule.action.as_str().into(),
                             info: rule,
                             plan,
                             remedy,
@@ -222,13 +227,13 @@ impl WindowEngine {
                 engine.open_again(
                     None,
                     OpenSnapshot {
-                        resource_id: v.resource_id,
-                        rule_id: v.rule_id,
+                        resource_id: v.resource_id.to_string(),
+                        rule_id: v.rule_id.to_string(),
                         rule_version: v.rule_version,
-                        action: v.action,
+                        action: v.action.to_string(),
                         opened_at: v.opened_at,
                         opened_by: v.opened_by,
-                        workload: v.workload,
+                        workload: v.workload.as_deref().map(str::to_string),
                     },
                 )?;
             }
@@ -617,8 +622,8 @@ impl WindowEngine {
             let resource_sym = names.intern(resource)?;
             let at = cols.ts.value(row);
             for k in remedies {
-                let rule = &self.event_rules[k].info;
-                let key = (resource_sym, names.intern(&rule.id)?);
+                let rule = &self.event_rules[k];
+                let key = (resource_sym, names.intern(&rule.info.id)?);
                 // A remedy that happened before the violation began does not end it.
                 if self.open.get(&key).is_none_or(|o| at < o.opened_at) {
                     continue;
@@ -626,11 +631,11 @@ impl WindowEngine {
                 if let Some(open) = self.open.remove(&key) {
                     out.violations.push(ViolationChange {
                         changed_at: at,
-                        resource_id: resource.to_string(),
-                        workload: names.get_opt(open.workload).map(str::to_string),
-                        rule_id: rule.id.clone(),
+                        resource_id: names.shared(resource_sym),
+                        workload: names.shared_opt(open.workload),
+                        rule_id: Arc::clone(&rule.id),
                         rule_version: open.version,
-                        action: names.get(open.action).to_string(),
+                        action: names.shared(open.action),
                         state: ViolationState::Resolved,
                         opened_at: open.opened_at,
                         resolved_at: Some(at),
@@ -640,12 +645,14 @@ impl WindowEngine {
                 }
             }
             for k in hits {
-                let rule = &self.event_rules[k].info;
-                let key = (resource_sym, names.intern(&rule.id)?);
+                let rule = &self.event_rules[k];
+                let key = (resource_sym, names.intern(&rule.info.id)?);
                 if self.open.contains_key(&key) {
                     continue;
                 }
-                let workload = str_opt(cols.workload, row);
+                let workload = str_opt(cols.workload, row)
+                    .map(|w| names.intern(w))
+                    .transpose()?;
                 let opened_by = cols.event_ref(row);
                 self.open.insert(
                     key,
@@ -653,18 +660,18 @@ impl WindowEngine {
                         partition: Some(partition),
                         opened_at: at,
                         opened_by: opened_by.as_str().into(),
-                        workload: workload.map(|w| names.intern(w)).transpose()?,
-                        version: rule.version,
-                        action: names.intern(&rule.action)?,
+                        workload,
+                        version: rule.info.version,
+                        action: names.intern(&rule.info.action)?,
                     },
                 );
                 out.violations.push(ViolationChange {
                     changed_at: at,
-                    resource_id: resource.to_string(),
-                    workload: workload.map(str::to_string),
-                    rule_id: rule.id.clone(),
-                    rule_version: rule.version,
-                    action: rule.action.clone(),
+                    resource_id: names.shared(resource_sym),
+                    workload: names.shared_opt(workload),
+                    rule_id: Arc::clone(&rule.id),
+                    rule_version: rule.info.version,
+                    action: Arc::clone(&rule.action),
                     state: ViolationState::Open,
                     opened_at: at,
                     resolved_at: None,
@@ -743,14 +750,20 @@ impl WindowEngine {
             let mut next_prev = HashMap::with_capacity(attacks.len());
             for (key, agg) in attacks {
                 let (res, cat) = by_name(&key);
-                let workload = names.get_opt(agg.workload);
-                counts.push(*start, end, res, cat, workload, agg.count);
+                counts.push(
+                    *start,
+                    end,
+                    res,
+                    cat,
+                    names.get_opt(agg.workload),
+                    agg.count,
+                );
                 out.attack_rates.push(AttackRate {
                     window_start: *start,
                     window_end: end,
-                    resource_id: res.to_string(),
-                    workload: workload.map(str::to_string),
-                    category: cat.to_string(),
+                    resource_id: names.shared(key.0),
+                    workload: names.shared_opt(agg.workload),
+                    category: names.shared(key.1),
                     event_count: agg.count,
                     rate_per_min: agg.count as f64 / minutes,
                 });
@@ -763,15 +776,15 @@ impl WindowEngine {
                 (k, names.get(res)).cmp(&(l, names.get(other)))
             });
             for ((k, res), agg) in hits {
-                let rule = &self.event_rules[k as usize].info;
+                let rule = &self.event_rules[k as usize];
                 out.policy_hits.push(PolicyHit {
                     window_start: *start,
                     window_end: end,
-                    resource_id: names.get(res).to_string(),
-                    workload: names.get_opt(agg.workload).map(str::to_string),
-                    rule_id: rule.id.clone(),
-                    rule_version: rule.version,
-                    action: rule.action.clone(),
+                    resource_id: names.shared(res),
+                    workload: names.shared_opt(agg.workload),
+                    rule_id: Arc::clone(&rule.id),
+                    rule_version: rule.info.version,
+                    action: Arc::clone(&rule.action),
                     category: None,
                     hit_count: agg.count,
                     prev_count: None,
@@ -809,12 +822,12 @@ impl WindowEngine {
                         out.policy_hits.push(PolicyHit {
                             window_start: s.value(i),
                             window_end: s.value(i) + size,
-                            resource_id: res.to_string(),
-                            workload: w.as_ref().and_then(|w| str_at(w, i)).map(str::to_string),
-                            rule_id: rule.info.id.clone(),
+                            resource_id: res.into(),
+                            workload: w.as_ref().and_then(|w| str_at(w, i)).map(Arc::from),
+                            rule_id: Arc::clone(&rule.id),
                             rule_version: rule.info.version,
-                            action: rule.info.action.clone(),
-                            category: c.as_ref().and_then(|c| str_at(c, i)).map(str::to_string),
+                            action: Arc::clone(&rule.action),
+                            category: c.as_ref().and_then(|c| str_at(c, i)).map(Arc::from),
                             hit_count,
                             prev_count,
                             increase_pct: prev_count

@@ -11,6 +11,7 @@
 //! than the state refers to, however many distinct values a long run sees.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 
@@ -32,8 +33,9 @@ impl Sym {
 pub(crate) struct Interner {
     /// Symbols, hashed by their string.
     table: HashTable<Sym>,
-    /// The string of each symbol (by [`Sym::index`]); `None` for a freed slot.
-    values: Vec<Option<Box<str>>>,
+    /// The string of each symbol (by [`Sym::index`]); `None` for a freed slot. Shared
+    /// with the output rows that name it.
+    values: Vec<Option<Arc<str>>>,
     /// Freed slots, reused first.
     free: Vec<Sym>,
     hasher: std::hash::RandomState,
@@ -73,6 +75,19 @@ impl Interner {
     /// The string of `sym`.
     pub(crate) fn get(&self, sym: Sym) -> &str {
         value(&self.values, sym)
+    }
+
+    /// The string of `sym`, shared.
+    pub(crate) fn shared(&self, sym: Sym) -> Arc<str> {
+        match self.values.get(sym.index()) {
+            Some(Some(s)) => Arc::clone(s),
+            _ => Arc::from(""),
+        }
+    }
+
+    /// [`shared`](Self::shared) of `sym`, if any.
+    pub(crate) fn shared_opt(&self, sym: Option<Sym>) -> Option<Arc<str>> {
+        sym.map(|s| self.shared(s))
     }
 
     /// The string of `sym`, if any.
@@ -145,7 +160,7 @@ impl Marks {
 }
 
 /// The string of `sym` (empty for a freed slot: no state refers to one).
-fn value(values: &[Option<Box<str>>], sym: Sym) -> &str {
+fn value(values: &[Option<Arc<str>>], sym: Sym) -> &str {
     values
         .get(sym.index())
         .and_then(|v| v.as_deref())

@@ -28,14 +28,7 @@ async fn a_late_event_is_counted_and_joins_no_window() {
     let rates: Vec<(i64, &str, &str, i64)> = out
         .attack_rates
         .iter()
-        .map(|r| {
-            (
-                r.window_start,
-                r.resource_id.as_str(),
-                r.category.as_str(),
-                r.event_count,
-            )
-        })
+        .map(|r| (r.window_start, &*r.resource_id, &*r.category, r.event_count))
         .collect();
     assert_eq!(rates, [(at("00:00"), "on-time", "brute_force", 1)]);
     assert_hits(
@@ -44,11 +37,7 @@ async fn a_late_event_is_counted_and_joins_no_window() {
         "late",
         vec![hit("00:00", "on-time", 1)],
     );
-    let opened: Vec<&str> = out
-        .violations
-        .iter()
-        .map(|v| v.resource_id.as_str())
-        .collect();
+    let opened: Vec<&str> = out.violations.iter().map(|v| &*v.resource_id).collect();
     assert_eq!(opened, ["on-time"]);
 }
 
@@ -180,7 +169,7 @@ async fn results_do_not_depend_on_how_events_are_cut_into_batches() {
         "network_vulnerability",
     ] {
         assert!(
-            whole.policy_hits.iter().any(|h| h.rule_id == rule),
+            whole.policy_hits.iter().any(|h| &*h.rule_id == rule),
             "no {rule} hits"
         );
     }
@@ -276,8 +265,8 @@ async fn windows_close_as_event_time_passes_their_end_plus_lateness() {
             (
                 r.window_start,
                 r.window_end,
-                r.resource_id.as_str(),
-                r.category.as_str(),
+                &*r.resource_id,
+                &*r.category,
                 r.event_count,
                 r.rate_per_min,
             )
