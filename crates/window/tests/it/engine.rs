@@ -375,8 +375,13 @@ async fn feed_with_restarts(
             }
         }
         if restart {
+            // Stored as the pipeline stores it: borrowed, the same JSON as owned.
             let stored: Vec<String> = (0..2)
-                .map(|q| serde_json::to_string(&h.engine.snapshot(q)).unwrap())
+                .map(|q| {
+                    let json = serde_json::to_string(&h.engine.snapshot_borrowed(q)).unwrap();
+                    assert_eq!(json, serde_json::to_string(&h.engine.snapshot(q)).unwrap());
+                    json
+                })
                 .collect();
             h = Harness::new().await;
             for (q, json) in stored.iter().enumerate().filter(|_| restore) {
