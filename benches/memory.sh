@@ -42,7 +42,10 @@ measure() {
     while status=$(cat "/proc/$run/status" 2>/dev/null) && [[ -n "$status" ]]; do
         local rss
         rss=$(awk '/^VmRSS:/ {print int($2 / 1024)}' <<<"$status")
-        hwm=$(awk '/^VmHWM:/ {print int($2 / 1024)}' <<<"$status")
+        # The last read, as the process exits, may have no VmHWM line: keep the last one.
+        local peak
+        peak=$(awk '/^VmHWM:/ {print int($2 / 1024)}' <<<"$status")
+        [[ -n "$peak" ]] && hwm="$peak"
         [[ -n "$rss" ]] && series+=("$rss")
         sleep 1
     done

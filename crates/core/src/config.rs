@@ -483,7 +483,10 @@ impl Default for SinkConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct PipelineConfig {
-    /// Batches each queue between two stages holds before the upstream stage waits.
+    /// Batches each queue between two stages holds before the upstream stage waits. A
+    /// batch is up to a `source.read-chunk` of input, so the three queues hold up to
+    /// about three times this many chunks (4 by default; 8 took about twice the memory
+    /// at the same throughput, see docs/performance.md).
     pub channel_capacity: usize,
     /// How often a long run logs a one-line progress summary; `0s` turns it off.
     #[serde(with = "humantime_serde")]
@@ -493,7 +496,7 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
-            channel_capacity: 8,
+            channel_capacity: 4,
             progress_interval: Duration::from_secs(30),
         }
     }

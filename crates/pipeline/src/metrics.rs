@@ -446,13 +446,11 @@ impl Metrics {
             .inc_by((out.policy_hits.len() + out.violations.len()) as u64);
         for hit in &out.policy_hits {
             i.policy_hits
-                .get_or_create(&label("rule", hit.rule_id.as_str()))
+                .get_or_create(&label("rule", &*hit.rule_id))
                 .inc();
         }
         for v in &out.violations {
-            let open = i
-                .open_violations
-                .get_or_create(&label("rule", v.rule_id.as_str()));
+            let open = i.open_violations.get_or_create(&label("rule", &*v.rule_id));
             match v.state {
                 ViolationState::Open => open.inc(),
                 ViolationState::Resolved => open.dec(),

@@ -61,11 +61,11 @@ pub(crate) async fn open_violations(location: &Location) -> Result<Vec<Violation
         for i in 0..b.num_rows() {
             open.push(ViolationChange {
                 changed_at: changed.value(i),
-                resource_id: res.value(i).to_string(),
-                workload: wl.is_valid(i).then(|| wl.value(i).to_string()),
-                rule_id: rule.value(i).to_string(),
+                resource_id: res.value(i).into(),
+                workload: wl.is_valid(i).then(|| wl.value(i).into()),
+                rule_id: rule.value(i).into(),
                 rule_version: version.value(i),
-                action: action.value(i).to_string(),
+                action: action.value(i).into(),
                 state: ViolationState::Open,
                 opened_at: opened.value(i),
                 resolved_at: None,

@@ -385,10 +385,11 @@ impl WindowStage {
                 else {
                     continue;
                 };
-                let json = serde_json::to_vec(&engine.snapshot(p)).map_err(|e| Error::Stage {
-                    stage: "window",
-                    message: format!("cannot write the window state of partition {p}: {e}"),
-                })?;
+                let json =
+                    serde_json::to_vec(&engine.snapshot_borrowed(p)).map_err(|e| Error::Stage {
+                        stage: "window",
+                        message: format!("cannot write the window state of partition {p}: {e}"),
+                    })?;
                 states.push(PendingState {
                     key,
                     position: *position,

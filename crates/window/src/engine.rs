@@ -13,6 +13,7 @@ use datafusion::logical_expr::LogicalPlan;
 use rampart_core::config::{RulesConfig, WindowConfig};
 use rampart_core::schema::{events as ev, source as src};
 
+use crate::intern::{Interner, Sym};
 use crate::output::{AttackRate, Outputs, PolicyHit, ViolationChange, ViolationState};
 use crate::plan::{
     Expect, Planner, attack_counts_schema, prev_attack_counts_schema, rule_events_schema,
@@ -28,33 +29,42 @@ struct Planned {
     info: Rule,
     plan: LogicalPlan,
     remedy: Option<LogicalPlan>,
+    /// `info.id` and `info.action`, shared by the rule's output rows.
+    id: Arc<str>,
+    action: Arc<str>,
 }
 
 #[derive(Debug, Default)]
 struct Agg {
     count: i64,
-    workload: Option<String>,
+    /// The greatest workload seen.
+    workload: Option<Sym>,
 }
 
 impl Agg {
-    fn add(&mut self, n: i64, workload: Option<&str>) {
+    fn add(&mut self, n: i64, workload: Option<&str>, names: &mut Interner) -> Result<()> {
         self.count += n;
-        if workload > self.workload.as_deref() {
-            self.workload = workload.map(str::to_string);
+        if workload > names.get_opt(self.workload) {
+            self.workload = workload.map(|w| names.intern(w)).transpose()?;
         }
+        Ok(())
     }
 }
 
+/// An event rule, by its index in `WindowEngine::event_rules`.
+type RuleIndex = u32;
+
+/// The state of one open window. Strings are symbols of `WindowEngine::names`.
 #[derive(Debug, Default)]
 struct WindowState {
     /// (resource_id, category) -> count of on-time attack events.
-    attacks: HashMap<(String, String), Agg>,
-    /// (event rule index, resource_id) -> hits.
-    hits: HashMap<(usize, String), Agg>,
+    attacks: HashMap<(Sym, Sym), Agg>,
+    /// (event rule, resource_id) -> hits.
+    hits: HashMap<(RuleIndex, Sym), Agg>,
 }
 
 /// Attack counts of one window by (resource_id, category).
-type AttackCounts = HashMap<(String, String), i64>;
+type AttackCounts = HashMap<(Sym, Sym), i64>;
 
 #[derive(Debug)]
 struct PartitionState {
@@ -81,10 +91,10 @@ struct OpenViolation {
     /// archive at start-up (opened by an earlier run without partition state).
     partition: Option<i32>,
     opened_at: i64,
-    opened_by: String,
-    workload: Option<String>,
+    opened_by: Box<str>,
+    workload: Option<Sym>,
     version: i32,
-    action: String,
+    action: Sym,
 }
 
 /// Loads and plans every rule: the `[rules]` directory and the window aggregation.
@@ -133,6 +143,8 @@ async fn plan_all(planner: &Planner, rules: &RulesConfig) -> PlannedRules {
                         .plan_rule(&rule)
                         .await
                         .map(|(plan, remedy)| Planned {
+                            id: rule.id.as_str().into(),
+                            action: rule.action.as_str().into(),
                             info: rule,
                             plan,
                             remedy,
@@ -161,7 +173,10 @@ pub struct WindowEngine {
     event_rules: Vec<Planned>,
     window_rules: Vec<Planned>,
     partitions: BTreeMap<i32, PartitionState>,
-    open: HashMap<(String, String), OpenViolation>,
+    /// (resource_id, rule_id) -> the violation open on it.
+    open: HashMap<(Sym, Sym), OpenViolation>,
+    /// The strings of the state above, each once.
+    names: Interner,
 }
 
 impl std::fmt::Debug for WindowEngine {
@@ -196,24 +211,7 @@ impl WindowEngine {
             .rules
             .into_iter()
             .partition(|p| p.info.kind == RuleKind::Event);
-        let open = open_violations
-            .into_iter()
-            .filter(|v| v.state == ViolationState::Open)
-            .map(|v| {
-                (
-                    (v.resource_id, v.rule_id),
-                    OpenViolation {
-                        partition: None,
-                        opened_at: v.opened_at,
-                        opened_by: v.opened_by,
-                        workload: v.workload,
-                        version: v.rule_version,
-                        action: v.action,
-                    },
-                )
-            })
-            .collect();
-        Ok(Self {
+        let mut engine = Self {
             size,
             lateness,
             planner,
@@ -221,8 +219,44 @@ impl WindowEngine {
             event_rules,
             window_rules,
             partitions: BTreeMap::new(),
-            open,
-        })
+            open: HashMap::new(),
+            names: Interner::default(),
+        };
+        for v in open_violations {
+            if v.state == ViolationState::Open {
+                engine.open_again(
+                    None,
+                    OpenSnapshot {
+                        resource_id: v.resource_id.to_string(),
+                        rule_id: v.rule_id.to_string(),
+                        rule_version: v.rule_version,
+                        action: v.action.to_string(),
+                        opened_at: v.opened_at,
+                        opened_by: v.opened_by,
+                        workload: v.workload.as_deref().map(str::to_string),
+                    },
+                )?;
+            }
+        }
+        Ok(engine)
+    }
+
+    /// Adds a violation opened before: by an earlier run (`partition` is `None`) or kept
+    /// in `partition`'s state.
+    fn open_again(&mut self, partition: Option<i32>, o: OpenSnapshot) -> Result<()> {
+        let names = &mut self.names;
+        self.open.insert(
+            (names.intern(&o.resource_id)?, names.intern(&o.rule_id)?),
+            OpenViolation {
+                partition,
+                opened_at: o.opened_at,
+                opened_by: o.opened_by.into(),
+                workload: o.workload.as_deref().map(|w| names.intern(w)).transpose()?,
+                version: o.rule_version,
+                action: names.intern(&o.action)?,
+            },
+        );
+        Ok(())
     }
 
     /// The loaded rules, event rules first.
@@ -242,7 +276,7 @@ impl WindowEngine {
     pub fn open_violations_by_rule(&self) -> BTreeMap<&str, u64> {
         let mut by_rule = BTreeMap::new();
         for (_, rule) in self.open.keys() {
-            *by_rule.entry(rule.as_str()).or_default() += 1;
+            *by_rule.entry(self.names.get(*rule)).or_default() += 1;
         }
         by_rule
     }
@@ -252,6 +286,14 @@ impl WindowEngine {
         self.partitions.values().map(|p| p.windows.len()).sum()
     }
 
+    /// Distinct strings (resource ids, categories, workloads, rule ids, actions) held for
+    /// the state: each is kept once however many windows, rules and violations refer to
+    /// it, and is freed once none does, at a later window close (when the strings held
+    /// have grown by an eighth since the last time).
+    pub fn state_strings(&self) -> usize {
+        self.names.len()
+    }
+
     /// Partitions with state.
     pub fn partitions(&self) -> Vec<i32> {
         self.partitions.keys().copied().collect()
@@ -259,14 +301,31 @@ impl WindowEngine {
 
     /// The state of `partition` to store with a commit (see [`crate::state`]).
     pub fn snapshot(&self, partition: i32) -> PartitionSnapshot {
-        let count =
-            |(res, cat): &(String, String), n: i64, workload: Option<&String>| CountSnapshot {
-                resource_id: res.clone(),
-                category: cat.clone(),
-                count: n,
-                workload: workload.cloned(),
-            };
-        let sorted = |mut v: Vec<CountSnapshot>| {
+        self.snapshot_with(partition, str::to_string)
+    }
+
+    /// [`snapshot`](Self::snapshot) with its strings borrowed from the engine: the same
+    /// JSON, without a copy of every string of the state on the way to it.
+    pub fn snapshot_borrowed(&self, partition: i32) -> PartitionSnapshot<&str> {
+        self.snapshot_with(partition, |s| s)
+    }
+
+    /// The state of `partition`, each string as `text` makes it.
+    fn snapshot_with<'a, S: Ord>(
+        &'a self,
+        partition: i32,
+        text: impl Fn(&'a str) -> S,
+    ) -> PartitionSnapshot<S> {
+        let names = &self.names;
+        let sym = |sym: Sym| text(names.get(sym));
+        let sym_opt = |sym: Option<Sym>| names.get_opt(sym).map(&text);
+        let count = |(res, cat): &(Sym, Sym), n: i64, workload: Option<Sym>| CountSnapshot {
+            resource_id: sym(*res),
+            category: sym(*cat),
+            count: n,
+            workload: sym_opt(workload),
+        };
+        let sorted = |mut v: Vec<CountSnapshot<S>>| {
             v.sort_by(|a, b| (&a.resource_id, &a.category).cmp(&(&b.resource_id, &b.category)));
             v
         };
@@ -276,14 +335,14 @@ impl WindowEngine {
                 s.windows
                     .iter()
                     .map(|(start, w)| {
-                        let mut hits: Vec<HitSnapshot> = w
+                        let mut hits: Vec<HitSnapshot<S>> = w
                             .hits
                             .iter()
                             .map(|((k, res), agg)| HitSnapshot {
-                                rule_id: self.event_rules[*k].info.id.clone(),
-                                resource_id: res.clone(),
+                                rule_id: text(&self.event_rules[*k as usize].info.id),
+                                resource_id: sym(*res),
                                 count: agg.count,
-                                workload: agg.workload.clone(),
+                                workload: sym_opt(agg.workload),
                             })
                             .collect();
                         hits.sort_by(|a, b| {
@@ -294,7 +353,7 @@ impl WindowEngine {
                             attacks: sorted(
                                 w.attacks
                                     .iter()
-                                    .map(|(k, agg)| count(k, agg.count, agg.workload.as_ref()))
+                                    .map(|(k, agg)| count(k, agg.count, agg.workload))
                                     .collect(),
                             ),
                             hits,
@@ -309,24 +368,24 @@ impl WindowEngine {
                 start: *start,
                 counts: sorted(counts.iter().map(|(k, n)| count(k, *n, None)).collect()),
             });
-        let mut open_violations: Vec<OpenSnapshot> = self
+        let mut open_violations: Vec<OpenSnapshot<S>> = self
             .open
             .iter()
             .filter(|(_, o)| o.partition == Some(partition))
             .map(|((res, rule), o)| OpenSnapshot {
-                resource_id: res.clone(),
-                rule_id: rule.clone(),
+                resource_id: sym(*res),
+                rule_id: sym(*rule),
                 rule_version: o.version,
-                action: o.action.clone(),
+                action: sym(o.action),
                 opened_at: o.opened_at,
-                opened_by: o.opened_by.clone(),
-                workload: o.workload.clone(),
+                opened_by: text(&o.opened_by),
+                workload: sym_opt(o.workload),
             })
             .collect();
         open_violations
             .sort_by(|a, b| (&a.resource_id, &a.rule_id).cmp(&(&b.resource_id, &b.rule_id)));
         PartitionSnapshot {
-            format: STATE_FORMAT.to_string(),
+            format: text(STATE_FORMAT),
             window_micros: self.size,
             max_ts: state.and_then(|s| s.time.max_ts()),
             windows,
@@ -355,23 +414,34 @@ impl WindowEngine {
                 snapshot.window_micros, self.size
             ));
         }
-        let mut warnings = Vec::new();
         self.forget(partition);
-        let index: HashMap<&str, usize> = self
+        self.restore_state(partition, snapshot)
+            .map_err(|e| format!("it cannot be held: {e}"))
+    }
+
+    /// [`restore`](Self::restore) once `snapshot` is known to fit.
+    fn restore_state(
+        &mut self,
+        partition: i32,
+        snapshot: PartitionSnapshot,
+    ) -> Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        let index: HashMap<&str, RuleIndex> = self
             .event_rules
             .iter()
-            .enumerate()
-            .map(|(k, r)| (r.info.id.as_str(), k))
+            .zip(0..)
+            .map(|(r, k)| (r.info.id.as_str(), k))
             .collect();
+        let names = &mut self.names;
         let mut windows = BTreeMap::new();
         for w in snapshot.windows {
             let mut state = WindowState::default();
             for c in w.attacks {
                 state.attacks.insert(
-                    (c.resource_id, c.category),
+                    (names.intern(&c.resource_id)?, names.intern(&c.category)?),
                     Agg {
                         count: c.count,
-                        workload: c.workload,
+                        workload: c.workload.as_deref().map(|w| names.intern(w)).transpose()?,
                     },
                 );
             }
@@ -384,43 +454,38 @@ impl WindowEngine {
                     continue;
                 };
                 state.hits.insert(
-                    (*k, h.resource_id),
+                    (*k, names.intern(&h.resource_id)?),
                     Agg {
                         count: h.count,
-                        workload: h.workload,
+                        workload: h.workload.as_deref().map(|w| names.intern(w)).transpose()?,
                     },
                 );
             }
             windows.insert(w.start, state);
         }
+        let prev = match snapshot.prev {
+            Some(p) => {
+                let mut counts = AttackCounts::with_capacity(p.counts.len());
+                for c in p.counts {
+                    counts.insert(
+                        (names.intern(&c.resource_id)?, names.intern(&c.category)?),
+                        c.count,
+                    );
+                }
+                Some((p.start, counts))
+            }
+            None => None,
+        };
         self.partitions.insert(
             partition,
             PartitionState {
                 time: crate::PartitionTime::restored(self.lateness, snapshot.max_ts),
                 windows,
-                prev: snapshot.prev.map(|p| {
-                    (
-                        p.start,
-                        p.counts
-                            .into_iter()
-                            .map(|c| ((c.resource_id, c.category), c.count))
-                            .collect(),
-                    )
-                }),
+                prev,
             },
         );
         for o in snapshot.open_violations {
-            self.open.insert(
-                (o.resource_id, o.rule_id),
-                OpenViolation {
-                    partition: Some(partition),
-                    opened_at: o.opened_at,
-                    opened_by: o.opened_by,
-                    workload: o.workload,
-                    version: o.rule_version,
-                    action: o.action,
-                },
-            );
+            self.open_again(Some(partition), o)?;
         }
         Ok(warnings)
     }
@@ -430,6 +495,40 @@ impl WindowEngine {
     pub fn forget(&mut self, partition: i32) {
         self.partitions.remove(&partition);
         self.open.retain(|_, o| o.partition != Some(partition));
+        self.sweep_names();
+    }
+
+    /// Frees the strings no state refers to any more, if enough were added since the
+    /// last time (see [`Interner::wants_sweep`]).
+    fn sweep_names(&mut self) {
+        if !self.names.wants_sweep() {
+            return;
+        }
+        let mut used = self.names.marks();
+        for p in self.partitions.values() {
+            for w in p.windows.values() {
+                for ((res, cat), agg) in &w.attacks {
+                    used.mark(*res);
+                    used.mark(*cat);
+                    used.mark_opt(agg.workload);
+                }
+                for ((_, res), agg) in &w.hits {
+                    used.mark(*res);
+                    used.mark_opt(agg.workload);
+                }
+            }
+            for (res, cat) in p.prev.iter().flat_map(|(_, counts)| counts.keys()) {
+                used.mark(*res);
+                used.mark(*cat);
+            }
+        }
+        for ((res, rule), o) in &self.open {
+            used.mark(*res);
+            used.mark(*rule);
+            used.mark_opt(o.workload);
+            used.mark(o.action);
+        }
+        self.names.sweep(&used);
     }
 
     /// Takes the next events of `partition` (a batch with the `events` columns, in
@@ -473,6 +572,7 @@ impl WindowEngine {
 
         // The window aggregation over on-time events.
         let planner = &self.planner;
+        let names = &mut self.names;
         planner.events.set(vec![on]);
         for batch in planner
             .run("the window aggregation", &self.window_plan)
@@ -492,15 +592,15 @@ impl WindowEngine {
                     .entry(s.value(i))
                     .or_default()
                     .attacks
-                    .entry((res.to_string(), cat.to_string()))
+                    .entry((names.intern(res)?, names.intern(cat)?))
                     .or_default()
-                    .add(k.value(i), str_at(&w, i));
+                    .add(k.value(i), str_at(&w, i), names)?;
             }
         }
 
         // Event rules over on-time events; their hits, and remedies over all events.
         let mut changes: BTreeMap<usize, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
-        for (k, rule) in self.event_rules.iter().enumerate() {
+        for ((k, rule), index) in self.event_rules.iter().enumerate().zip(0..) {
             for row in rows_of(&planner.run(&rule.info.id, &rule.plan).await?)? {
                 let Some(res) = cols
                     .resource
@@ -514,9 +614,9 @@ impl WindowEngine {
                     .entry(starts[row])
                     .or_default()
                     .hits
-                    .entry((k, res.to_string()))
+                    .entry((index, names.intern(res)?))
                     .or_default()
-                    .add(1, str_opt(cols.workload, row));
+                    .add(1, str_opt(cols.workload, row), names)?;
                 if rule.info.violation {
                     changes.entry(row).or_default().1.push(k);
                 }
@@ -533,11 +633,12 @@ impl WindowEngine {
             }
         }
         for (row, (remedies, hits)) in changes {
-            let resource = cols.resource.value(row).to_string();
+            let resource = cols.resource.value(row);
+            let resource_sym = names.intern(resource)?;
             let at = cols.ts.value(row);
             for k in remedies {
-                let rule = &self.event_rules[k].info;
-                let key = (resource.clone(), rule.id.clone());
+                let rule = &self.event_rules[k];
+                let key = (resource_sym, names.intern(&rule.info.id)?);
                 // A remedy that happened before the violation began does not end it.
                 if self.open.get(&key).is_none_or(|o| at < o.opened_at) {
                     continue;
@@ -545,47 +646,53 @@ impl WindowEngine {
                 if let Some(open) = self.open.remove(&key) {
                     out.violations.push(ViolationChange {
                         changed_at: at,
-                        resource_id: resource.clone(),
-                        workload: open.workload,
-                        rule_id: rule.id.clone(),
+                        resource_id: names.shared(resource_sym),
+                        workload: names.shared_opt(open.workload),
+                        rule_id: Arc::clone(&rule.id),
                         rule_version: open.version,
-                        action: open.action,
+                        action: names.shared(open.action),
                         state: ViolationState::Resolved,
                         opened_at: open.opened_at,
                         resolved_at: Some(at),
-                        opened_by: open.opened_by,
+                        opened_by: open.opened_by.into(),
                         resolved_by: Some(cols.event_ref(row)),
                     });
                 }
             }
             for k in hits {
-                let rule = &self.event_rules[k].info;
-                let key = (resource.clone(), rule.id.clone());
+                let rule = &self.event_rules[k];
+                let key = (resource_sym, names.intern(&rule.info.id)?);
                 if self.open.contains_key(&key) {
                     continue;
                 }
-                let opened = OpenViolation {
-                    partition: Some(partition),
-                    opened_at: at,
-                    opened_by: cols.event_ref(row),
-                    workload: str_opt(cols.workload, row).map(str::to_string),
-                    version: rule.version,
-                    action: rule.action.clone(),
-                };
+                let workload = str_opt(cols.workload, row)
+                    .map(|w| names.intern(w))
+                    .transpose()?;
+                let opened_by = cols.event_ref(row);
+                self.open.insert(
+                    key,
+                    OpenViolation {
+                        partition: Some(partition),
+                        opened_at: at,
+                        opened_by: opened_by.as_str().into(),
+                        workload,
+                        version: rule.info.version,
+                        action: names.intern(&rule.info.action)?,
+                    },
+                );
                 out.violations.push(ViolationChange {
                     changed_at: at,
-                    resource_id: resource.clone(),
-                    workload: opened.workload.clone(),
-                    rule_id: rule.id.clone(),
-                    rule_version: rule.version,
-                    action: rule.action.clone(),
+                    resource_id: names.shared(resource_sym),
+                    workload: names.shared_opt(workload),
+                    rule_id: Arc::clone(&rule.id),
+                    rule_version: rule.info.version,
+                    action: Arc::clone(&rule.action),
                     state: ViolationState::Open,
                     opened_at: at,
                     resolved_at: None,
-                    opened_by: opened.opened_by.clone(),
+                    opened_by,
                     resolved_by: None,
                 });
-                self.open.insert(key, opened);
             }
         }
 
@@ -631,6 +738,9 @@ impl WindowEngine {
             return Ok(out);
         }
         let minutes = size as f64 / 60_000_000.0;
+        let names = &self.names;
+        // The strings' order, as the state's keys were once strings.
+        let by_name = |(res, cat): &(Sym, Sym)| (names.get(*res), names.get(*cat));
         let mut counts = CountRows::default();
         let mut prev_rows = CountRows::default();
         let mut prev = state.prev.take();
@@ -641,43 +751,55 @@ impl WindowEngine {
             out.windows_closed += 1;
             let end = start + size;
             let mut attacks: Vec<_> = window.attacks.into_iter().collect();
-            attacks.sort_by(|a, b| a.0.cmp(&b.0));
+            attacks.sort_by(|a, b| by_name(&a.0).cmp(&by_name(&b.0)));
             if let Some((prev_start, prev_counts)) = &prev
                 && *prev_start == start - size
             {
                 let mut rows: Vec<_> = prev_counts.iter().collect();
-                rows.sort();
-                for ((res, cat), n) in rows {
+                rows.sort_by(|a, b| by_name(a.0).cmp(&by_name(b.0)));
+                for (key, n) in rows {
+                    let (res, cat) = by_name(key);
                     prev_rows.push(*start, end, res, cat, None, *n);
                 }
             }
             let mut next_prev = HashMap::with_capacity(attacks.len());
-            for ((res, cat), agg) in attacks {
-                counts.push(*start, end, &res, &cat, agg.workload.as_deref(), agg.count);
+            for (key, agg) in attacks {
+                let (res, cat) = by_name(&key);
+                counts.push(
+                    *start,
+                    end,
+                    res,
+                    cat,
+                    names.get_opt(agg.workload),
+                    agg.count,
+                );
                 out.attack_rates.push(AttackRate {
                     window_start: *start,
                     window_end: end,
-                    resource_id: res.clone(),
-                    workload: agg.workload,
-                    category: cat.clone(),
+                    resource_id: names.shared(key.0),
+                    workload: names.shared_opt(agg.workload),
+                    category: names.shared(key.1),
                     event_count: agg.count,
                     rate_per_min: agg.count as f64 / minutes,
                 });
-                next_prev.insert((res, cat), agg.count);
+                next_prev.insert(key, agg.count);
             }
             prev = Some((*start, next_prev));
             let mut hits: Vec<_> = window.hits.into_iter().collect();
-            hits.sort_by(|a, b| a.0.cmp(&b.0));
+            hits.sort_by(|a, b| {
+                let ((k, res), (l, other)) = (a.0, b.0);
+                (k, names.get(res)).cmp(&(l, names.get(other)))
+            });
             for ((k, res), agg) in hits {
-                let rule = &self.event_rules[k].info;
+                let rule = &self.event_rules[k as usize];
                 out.policy_hits.push(PolicyHit {
                     window_start: *start,
                     window_end: end,
-                    resource_id: res,
-                    workload: agg.workload,
-                    rule_id: rule.id.clone(),
-                    rule_version: rule.version,
-                    action: rule.action.clone(),
+                    resource_id: names.shared(res),
+                    workload: names.shared_opt(agg.workload),
+                    rule_id: Arc::clone(&rule.id),
+                    rule_version: rule.info.version,
+                    action: Arc::clone(&rule.action),
                     category: None,
                     hit_count: agg.count,
                     prev_count: None,
@@ -715,12 +837,12 @@ impl WindowEngine {
                         out.policy_hits.push(PolicyHit {
                             window_start: s.value(i),
                             window_end: s.value(i) + size,
-                            resource_id: res.to_string(),
-                            workload: w.as_ref().and_then(|w| str_at(w, i)).map(str::to_string),
-                            rule_id: rule.info.id.clone(),
+                            resource_id: res.into(),
+                            workload: w.as_ref().and_then(|w| str_at(w, i)).map(Arc::from),
+                            rule_id: Arc::clone(&rule.id),
                             rule_version: rule.info.version,
-                            action: rule.info.action.clone(),
-                            category: c.as_ref().and_then(|c| str_at(c, i)).map(str::to_string),
+                            action: Arc::clone(&rule.action),
+                            category: c.as_ref().and_then(|c| str_at(c, i)).map(Arc::from),
                             hit_count,
                             prev_count,
                             increase_pct: prev_count
@@ -731,28 +853,37 @@ impl WindowEngine {
                 }
             }
         }
+        self.sweep_names();
         Ok(out)
     }
 }
 
 /// Rows for `attack_counts` / `prev_attack_counts`.
 #[derive(Default)]
-struct CountRows {
+struct CountRows<'a> {
     start: Vec<i64>,
     end: Vec<i64>,
-    resource: Vec<String>,
-    category: Vec<String>,
-    workload: Vec<Option<String>>,
+    resource: Vec<&'a str>,
+    category: Vec<&'a str>,
+    workload: Vec<Option<&'a str>>,
     count: Vec<i64>,
 }
 
-impl CountRows {
-    fn push(&mut self, start: i64, end: i64, res: &str, cat: &str, workload: Option<&str>, n: i64) {
+impl<'a> CountRows<'a> {
+    fn push(
+        &mut self,
+        start: i64,
+        end: i64,
+        res: &'a str,
+        cat: &'a str,
+        workload: Option<&'a str>,
+        n: i64,
+    ) {
         self.start.push(start);
         self.end.push(end);
-        self.resource.push(res.to_string());
-        self.category.push(cat.to_string());
-        self.workload.push(workload.map(str::to_string));
+        self.resource.push(res);
+        self.category.push(cat);
+        self.workload.push(workload);
         self.count.push(n);
     }
 

@@ -28,6 +28,7 @@
 
 mod engine;
 mod error;
+mod intern;
 pub mod output;
 mod plan;
 pub mod rules;

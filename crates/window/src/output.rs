@@ -14,30 +14,31 @@ use serde_json::{Value, json};
 
 use crate::{Error, Result};
 
-/// One `attack_rates` row.
+/// One `attack_rates` row. Its strings are shared (with the window state and the other
+/// rows that name the same resource, workload or category), not copied for each row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttackRate {
     pub window_start: i64,
     pub window_end: i64,
-    pub resource_id: String,
-    pub workload: Option<String>,
-    pub category: String,
+    pub resource_id: Arc<str>,
+    pub workload: Option<Arc<str>>,
+    pub category: Arc<str>,
     pub event_count: i64,
     pub rate_per_min: f64,
 }
 
-/// One `policy_hits` row.
+/// One `policy_hits` row (strings shared, as in [`AttackRate`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyHit {
     pub window_start: i64,
     pub window_end: i64,
-    pub resource_id: String,
-    pub workload: Option<String>,
-    pub rule_id: String,
+    pub resource_id: Arc<str>,
+    pub workload: Option<Arc<str>>,
+    pub rule_id: Arc<str>,
     pub rule_version: i32,
-    pub action: String,
+    pub action: Arc<str>,
     /// The attack category (`attack_increase`), else `None`.
-    pub category: Option<String>,
+    pub category: Option<Arc<str>>,
     pub hit_count: i64,
     pub prev_count: Option<i64>,
     pub increase_pct: Option<f64>,
@@ -60,15 +61,16 @@ impl ViolationState {
     }
 }
 
-/// One `violations` row: a violation opening or being resolved.
+/// One `violations` row: a violation opening or being resolved (strings shared, as in
+/// [`AttackRate`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViolationChange {
     pub changed_at: i64,
-    pub resource_id: String,
-    pub workload: Option<String>,
-    pub rule_id: String,
+    pub resource_id: Arc<str>,
+    pub workload: Option<Arc<str>>,
+    pub rule_id: Arc<str>,
     pub rule_version: i32,
-    pub action: String,
+    pub action: Arc<str>,
     pub state: ViolationState,
     pub opened_at: i64,
     pub resolved_at: Option<i64>,
@@ -259,11 +261,11 @@ impl PolicyHit {
     pub fn alert_id(&self) -> String {
         alert_id(&json!([
             "policy_hit",
-            self.rule_id,
+            &*self.rule_id,
             self.rule_version,
-            self.resource_id,
+            &*self.resource_id,
             rfc3339(self.window_start),
-            self.category,
+            self.category.as_deref(),
         ]))
     }
 
@@ -307,9 +309,9 @@ impl ViolationChange {
     pub fn alert_id(&self) -> String {
         alert_id(&json!([
             "violation",
-            self.rule_id,
+            &*self.rule_id,
             self.rule_version,
-            self.resource_id,
+            &*self.resource_id,
             self.state.as_str(),
             rfc3339(self.opened_at),
             rfc3339(self.changed_at),
@@ -408,7 +410,7 @@ mod tests {
             rule_id: "attack_increase".into(),
             rule_version: 2,
             action: "notify_security_and_owner".into(),
-            category: category.map(str::to_string),
+            category: category.map(Arc::from),
             hit_count: 30,
             prev_count: Some(12),
             increase_pct: Some(150.0),
@@ -419,7 +421,7 @@ mod tests {
         ViolationChange {
             changed_at: T + 1_000_000,
             resource_id: "st-1".into(),
-            workload: workload.map(str::to_string),
+            workload: workload.map(Arc::from),
             rule_id: "unclassified_data".into(),
             rule_version: 1,
             action: "deny_external_access".into(),

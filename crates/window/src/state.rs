@@ -10,67 +10,72 @@ use serde::{Deserialize, Serialize};
 /// The `format` of the state this version writes and reads.
 pub const STATE_FORMAT: &str = "rampart-window-state/1";
 
-/// One partition's window state (see the module docs).
+/// One partition's window state (see the module docs). Its strings are `String`s, or
+/// `&str` borrowed from the engine when it is only written
+/// ([`WindowEngine::snapshot_borrowed`](crate::WindowEngine::snapshot_borrowed)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PartitionSnapshot {
+pub struct PartitionSnapshot<S = String> {
     /// Always [`STATE_FORMAT`].
-    pub format: String,
+    pub format: S,
     /// Window size in microseconds: a state kept under another size is not restored.
     pub window_micros: i64,
     /// Largest event time seen (or moved forward while idle), microseconds.
     pub max_ts: Option<i64>,
     /// Open windows, by start.
-    pub windows: Vec<WindowSnapshot>,
+    pub windows: Vec<WindowSnapshot<S>>,
     /// The last closed window's start and attack counts.
-    pub prev: Option<PrevSnapshot>,
+    pub prev: Option<PrevSnapshot<S>>,
     /// Violations opened by events of this partition and not resolved yet.
-    pub open_violations: Vec<OpenSnapshot>,
+    pub open_violations: Vec<OpenSnapshot<S>>,
 }
 
 /// An open window's counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WindowSnapshot {
+pub struct WindowSnapshot<S = String> {
     pub start: i64,
-    pub attacks: Vec<CountSnapshot>,
-    pub hits: Vec<HitSnapshot>,
+    pub attacks: Vec<CountSnapshot<S>>,
+    pub hits: Vec<HitSnapshot<S>>,
 }
 
 /// On-time attack events of one (resource, category) in a window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CountSnapshot {
-    pub resource_id: String,
-    pub category: String,
+#[serde(bound(deserialize = "S: Deserialize<'de>"))]
+pub struct CountSnapshot<S = String> {
+    pub resource_id: S,
+    pub category: S,
     pub count: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workload: Option<String>,
+    pub workload: Option<S>,
 }
 
 /// An event rule's hits on one resource in a window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HitSnapshot {
-    pub rule_id: String,
-    pub resource_id: String,
+#[serde(bound(deserialize = "S: Deserialize<'de>"))]
+pub struct HitSnapshot<S = String> {
+    pub rule_id: S,
+    pub resource_id: S,
     pub count: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workload: Option<String>,
+    pub workload: Option<S>,
 }
 
 /// The last closed window's attack counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PrevSnapshot {
+pub struct PrevSnapshot<S = String> {
     pub start: i64,
-    pub counts: Vec<CountSnapshot>,
+    pub counts: Vec<CountSnapshot<S>>,
 }
 
 /// An open violation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OpenSnapshot {
-    pub resource_id: String,
-    pub rule_id: String,
+#[serde(bound(deserialize = "S: Deserialize<'de>"))]
+pub struct OpenSnapshot<S = String> {
+    pub resource_id: S,
+    pub rule_id: S,
     pub rule_version: i32,
-    pub action: String,
+    pub action: S,
     pub opened_at: i64,
-    pub opened_by: String,
+    pub opened_by: S,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workload: Option<String>,
+    pub workload: Option<S>,
 }

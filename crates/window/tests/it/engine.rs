@@ -28,14 +28,7 @@ async fn a_late_event_is_counted_and_joins_no_window() {
     let rates: Vec<(i64, &str, &str, i64)> = out
         .attack_rates
         .iter()
-        .map(|r| {
-            (
-                r.window_start,
-                r.resource_id.as_str(),
-                r.category.as_str(),
-                r.event_count,
-            )
-        })
+        .map(|r| (r.window_start, &*r.resource_id, &*r.category, r.event_count))
         .collect();
     assert_eq!(rates, [(at("00:00"), "on-time", "brute_force", 1)]);
     assert_hits(
@@ -44,11 +37,7 @@ async fn a_late_event_is_counted_and_joins_no_window() {
         "late",
         vec![hit("00:00", "on-time", 1)],
     );
-    let opened: Vec<&str> = out
-        .violations
-        .iter()
-        .map(|v| v.resource_id.as_str())
-        .collect();
+    let opened: Vec<&str> = out.violations.iter().map(|v| &*v.resource_id).collect();
     assert_eq!(opened, ["on-time"]);
 }
 
@@ -180,7 +169,7 @@ async fn results_do_not_depend_on_how_events_are_cut_into_batches() {
         "network_vulnerability",
     ] {
         assert!(
-            whole.policy_hits.iter().any(|h| h.rule_id == rule),
+            whole.policy_hits.iter().any(|h| &*h.rule_id == rule),
             "no {rule} hits"
         );
     }
@@ -276,8 +265,8 @@ async fn windows_close_as_event_time_passes_their_end_plus_lateness() {
             (
                 r.window_start,
                 r.window_end,
-                r.resource_id.as_str(),
-                r.category.as_str(),
+                &*r.resource_id,
+                &*r.category,
                 r.event_count,
                 r.rate_per_min,
             )
@@ -320,6 +309,49 @@ async fn closed_windows_are_freed() {
     assert_eq!(h.engine.open_windows(), 0);
 }
 
+#[tokio::test]
+async fn the_strings_of_closed_windows_and_resolved_violations_are_freed() {
+    // Each window sees resources and a workload no other window sees: attacked VMs, and
+    // unclassified storage whose violation is resolved a minute later.
+    const PER_WINDOW: i64 = 25;
+    const WINDOWS: i64 = 40;
+    let name = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut h = Harness::new().await;
+    let mut most = 0;
+    for w in 0..WINDOWS {
+        let workload = name(format!("workload-{w}"));
+        let mut events = Vec::new();
+        for i in 0..PER_WINDOW {
+            let t = ev("00:00", name(format!("vm-{w}-{i}")), "vm", "brute_force")
+                .workload(workload)
+                .plus(w * W + i * SECOND);
+            let storage = name(format!("st-{w}-{i}"));
+            let opens = ev("00:00", storage, "storage", "access").plus(w * W + i * SECOND);
+            let remedy = ev("00:01", storage, "storage", "classification_change")
+                .classification("internal")
+                .plus(w * W + i * SECOND);
+            events.extend([t, opens, remedy]);
+        }
+        let out = h.feed(0, &in_time_order(events)).await;
+        assert_eq!(
+            out.violations.len(),
+            2 * PER_WINDOW as usize,
+            "opened, resolved"
+        );
+        most = most.max(h.engine.state_strings());
+    }
+    assert_eq!(h.engine.open_violations(), 0);
+    // 51 distinct strings per window (its resources and workload); the state holds the
+    // open window, the last closed one's counts and those of the window before it until
+    // the lateness has passed. Strings of the closed windows are not kept.
+    let per_window = (2 * PER_WINDOW + 1) as usize;
+    assert!(
+        most <= 4 * per_window,
+        "at most {most} strings held, over {} distinct",
+        WINDOWS as usize * per_window
+    );
+}
+
 /// Feeds `stream` in batches of `batch_size` per partition; after the events at
 /// `restart_after` (indices), stores both partitions' state as JSON, drops the engine
 /// and continues with a new one restored from it, as a restarted run does (or, without
@@ -343,8 +375,13 @@ async fn feed_with_restarts(
             }
         }
         if restart {
+            // Stored as the pipeline stores it: borrowed, the same JSON as owned.
             let stored: Vec<String> = (0..2)
-                .map(|q| serde_json::to_string(&h.engine.snapshot(q)).unwrap())
+                .map(|q| {
+                    let json = serde_json::to_string(&h.engine.snapshot_borrowed(q)).unwrap();
+                    assert_eq!(json, serde_json::to_string(&h.engine.snapshot(q)).unwrap());
+                    json
+                })
                 .collect();
             h = Harness::new().await;
             for (q, json) in stored.iter().enumerate().filter(|_| restore) {

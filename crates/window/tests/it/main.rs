@@ -284,18 +284,14 @@ pub(crate) fn hits_of(out: &Outputs, rule: &str) -> Vec<Hit> {
     let mut hits: Vec<Hit> = out
         .policy_hits
         .iter()
-        .filter(|h| h.rule_id == rule)
+        .filter(|h| &*h.rule_id == rule)
         .map(|h| {
             assert_eq!(h.window_end, h.window_start + W, "{h:?}");
-            assert_eq!(
-                (h.rule_version, h.action.as_str()),
-                (1, action(rule)),
-                "{h:?}"
-            );
+            assert_eq!((h.rule_version, &*h.action), (1, action(rule)), "{h:?}");
             Hit {
                 window_start: h.window_start,
-                resource_id: h.resource_id.clone(),
-                category: h.category.clone(),
+                resource_id: h.resource_id.to_string(),
+                category: h.category.as_deref().map(str::to_string),
                 hit_count: h.hit_count,
                 prev_count: h.prev_count,
                 increase_pct: h.increase_pct,

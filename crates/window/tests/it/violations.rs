@@ -15,11 +15,11 @@ fn opened(
 ) -> ViolationChange {
     ViolationChange {
         changed_at: at(at_),
-        resource_id: resource.to_string(),
-        workload: workload.map(str::to_string),
-        rule_id: rule.to_string(),
+        resource_id: resource.into(),
+        workload: workload.map(Into::into),
+        rule_id: rule.into(),
         rule_version: 1,
-        action: action(rule).to_string(),
+        action: action(rule).into(),
         state: ViolationState::Open,
         opened_at: at(at_),
         resolved_at: None,
@@ -98,7 +98,7 @@ async fn violations_open_once_and_remedies_resolve_them_late_or_not() {
     assert_eq!(out.violations, expected_lifecycle(), "one batch");
     assert_eq!(h.engine.open_violations(), 1, "st-1, opened by line 9");
     assert!(
-        !out.policy_hits.iter().any(|p| p.resource_id == "db-3"),
+        !out.policy_hits.iter().any(|p| &*p.resource_id == "db-3"),
         "a late event is no hit"
     );
 
@@ -136,7 +136,7 @@ async fn violations_open_in_a_previous_run_are_honoured() {
         changed_at: at("00:00") - 24 * 60 * MINUTE,
         opened_at: at("00:00") - 24 * 60 * MINUTE,
         opened_by: format!("file:old.jsonl:{line}"),
-        workload: Some("legacy".to_string()),
+        workload: Some("legacy".into()),
         ..opened("00:00", resource, rule, None, 0)
     };
     let st = previous("st-old", "unclassified_data", 7);
