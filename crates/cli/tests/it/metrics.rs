@@ -227,10 +227,14 @@ fn a_live_run_serves_what_it_processed() {
     assert!(commits >= 1.0);
     assert_eq!(value(&m, "rampart_commit_duration_seconds_count"), commits);
     assert!(value(&m, "rampart_batch_latency_seconds_count") >= 1.0);
+    // The run sets no capacity: each queue has the default's.
+    let capacity = rampart_core::config::Config::default()
+        .pipeline
+        .channel_capacity as f64;
     for queue in ["raw", "decoded", "sink"] {
         assert_eq!(
             value(&m, &format!("rampart_queue_capacity{{queue=\"{queue}\"}}")),
-            8.0
+            capacity
         );
         assert_eq!(
             m.get(&format!("rampart_queue_depth{{queue=\"{queue}\"}}")),
