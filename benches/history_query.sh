@@ -49,9 +49,8 @@ if [[ ! -d "$archive/events" ]]; then
             "$bin" run --source - --archive "$archive" --until-end >/dev/null
     t1=$(date +%s.%N)
     before=$(find "$archive/events" -name '*.parquet' | wc -l)
-    # dead_letters hours holding many 1 MiB raw messages can fail to compact (the sort
-    # runs out of its memory); the events are compacted regardless.
-    "$bin" compact --archive "$archive" --older-than 0s >&2 || echo "compact reported failures" >&2
+    # Every table, the dead_letters hour holding the run's 938 messages of 1 MiB included.
+    "$bin" compact --archive "$archive" --older-than 0s >&2
     t2=$(date +%s.%N)
     after=$(find "$archive/events" -name '*.parquet' | wc -l)
     echo "built the archive: gen | run $(echo "$t1 - $t0" | bc) s, compact $(echo "$t2 - $t1" | bc) s;" \
