@@ -30,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+mod encode;
 mod error;
 mod orphans;
 mod partition;

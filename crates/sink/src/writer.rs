@@ -8,7 +8,6 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use parquet::arrow::AsyncArrowWriter;
 use parquet::arrow::async_writer::AsyncFileWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -22,6 +21,7 @@ use rampart_core::store::Location;
 use sha2::{Digest, Sha256};
 use tracing::{debug, instrument};
 
+use crate::encode::ParallelWriter;
 use crate::partition::split_by_hour;
 use crate::{Error, Result};
 
@@ -84,7 +84,9 @@ impl AsyncFileWriter for HashingWriter {
 }
 
 struct OpenFile {
-    writer: AsyncArrowWriter<HashingWriter>,
+    writer: ParallelWriter,
+    /// Where the writer's bytes go.
+    object: HashingWriter,
     relative: String,
     rows: u64,
     opened_at: i64,
@@ -102,6 +104,18 @@ pub struct TableWriter {
     clock: Arc<dyn Clock>,
     open: BTreeMap<i64, OpenFile>,
     written: Vec<WrittenFile>,
+}
+
+/// Sends what `writer` has produced since the last call to the store.
+async fn send(
+    writer: &mut ParallelWriter,
+    object: &mut HashingWriter,
+) -> parquet::errors::Result<()> {
+    let bytes = writer.take_bytes();
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    AsyncFileWriter::write(object, bytes).await
 }
 
 impl std::fmt::Debug for TableWriter {
@@ -222,15 +236,16 @@ impl TableWriter {
         let Some(file) = self.open.get_mut(&hour) else {
             return Ok(());
         };
-        file.writer
-            .write(batch)
-            .await
-            .map_err(|source| Error::Write {
-                path: file.relative.clone(),
-                source,
-            })?;
+        let written = match file.writer.write(batch) {
+            Ok(()) => send(&mut file.writer, &mut file.object).await,
+            Err(e) => Err(e),
+        };
+        written.map_err(|source| Error::Write {
+            path: file.relative.clone(),
+            source,
+        })?;
         file.rows += batch.num_rows() as u64;
-        let size = (file.writer.bytes_written() + file.writer.in_progress_size()) as u64;
+        let size = file.writer.bytes_taken() + file.writer.in_progress_bytes() as u64;
         if file.rows >= self.max_file_rows || size >= self.max_file_bytes {
             self.close_hour(hour).await?;
         }
@@ -249,14 +264,15 @@ impl TableWriter {
             inner: BufWriter::new(Arc::clone(&self.location.store), path),
             hasher: Sha256::new(),
         };
-        let writer =
-            AsyncArrowWriter::try_new(object, self.table.schema(), Some(self.props.clone()))
-                .map_err(|source| Error::Write {
-                    path: relative.clone(),
-                    source,
-                })?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let writer = ParallelWriter::try_new(self.table.schema(), self.props.clone(), threads)
+            .map_err(|source| Error::Write {
+                path: relative.clone(),
+                source,
+            })?;
         Ok(OpenFile {
             writer,
+            object,
             relative,
             rows: 0,
             opened_at: self.clock.now_micros(),
@@ -270,16 +286,24 @@ impl TableWriter {
         };
         let OpenFile {
             mut writer,
+            mut object,
             relative,
             rows,
             ..
         } = file;
-        writer.finish().await.map_err(|source| Error::Write {
+        let finished = match writer.finish() {
+            Ok(()) => match send(&mut writer, &mut object).await {
+                Ok(()) => AsyncFileWriter::complete(&mut object).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        finished.map_err(|source| Error::Write {
             path: relative.clone(),
             source,
         })?;
-        let bytes = writer.bytes_written() as u64;
-        let sha256 = hex::encode(writer.into_inner().hasher.finalize());
+        let bytes = writer.bytes_taken();
+        let sha256 = hex::encode(object.hasher.finalize());
         debug!(path = %relative, rows, bytes, "archive file complete");
         self.written.push(WrittenFile {
             table: self.table.name(),
