@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, StringBuilder,
+    Array, ArrayRef, BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::SchemaRef;
@@ -19,6 +19,15 @@ use crate::{Error, Result};
 
 fn ts_builder() -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::new().with_timezone("UTC")
+}
+
+/// Finishes `b` into an array and leaves in its place a builder with room for as many
+/// rows and bytes: the next chunk, about the same size, then appends without the
+/// builder growing (and copying) its buffers again and again.
+fn finish_sized(b: &mut StringBuilder) -> ArrayRef {
+    let array = b.finish();
+    *b = StringBuilder::with_capacity(array.len(), array.value_data().len());
+    Arc::new(array)
 }
 
 /// Assembles named columns in the order of `schema`.
@@ -104,7 +113,7 @@ impl SourceColumns {
     }
 
     fn finish_into(&mut self, out: &mut HashMap<&'static str, ArrayRef>) {
-        out.insert(src::SOURCE_FILE, Arc::new(self.file.finish()));
+        out.insert(src::SOURCE_FILE, finish_sized(&mut self.file));
         out.insert(src::SOURCE_LINE, Arc::new(self.line.finish()));
         out.insert(src::KAFKA_TOPIC, Arc::new(self.topic.finish()));
         out.insert(src::KAFKA_PARTITION, Arc::new(self.partition.finish()));
@@ -178,16 +187,16 @@ impl EventColumns {
     pub(crate) fn finish(&mut self) -> Result<RecordBatch> {
         let mut c: HashMap<&'static str, ArrayRef> = HashMap::new();
         c.insert(ev::TS, Arc::new(self.ts.finish()));
-        c.insert(ev::RESOURCE_ID, Arc::new(self.resource_id.finish()));
-        c.insert(ev::RESOURCE_TYPE, Arc::new(self.resource_type.finish()));
-        c.insert(ev::CATEGORY, Arc::new(self.category.finish()));
+        c.insert(ev::RESOURCE_ID, finish_sized(&mut self.resource_id));
+        c.insert(ev::RESOURCE_TYPE, finish_sized(&mut self.resource_type));
+        c.insert(ev::CATEGORY, finish_sized(&mut self.category));
         for (name, b) in OPTIONAL_STRING_FIELDS.iter().zip(self.strings.iter_mut()) {
-            c.insert(name, Arc::new(b.finish()));
+            c.insert(name, finish_sized(b));
         }
         c.insert(ev::DST_PORT, Arc::new(self.dst_port.finish()));
         c.insert(ev::PATCHED, Arc::new(self.patched.finish()));
         c.insert(ev::POLICY_ALLOWED, Arc::new(self.policy_allowed.finish()));
-        c.insert(ev::EXTRA, Arc::new(self.extra.finish()));
+        c.insert(ev::EXTRA, finish_sized(&mut self.extra));
         c.insert(ev::TS_RAW, Arc::new(self.ts_raw.finish()));
         self.source.finish_into(&mut c);
         c.insert(ev::INGESTED_AT, Arc::new(self.ingested_at.finish()));
