@@ -182,14 +182,12 @@ fn run_through_store_outage(
     mut during: impl FnMut(),
 ) {
     let addr = free_addr();
-    let log_path = dir.join("run.log");
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    let mut run = cmd
-        .args(["--metrics-addr", &addr.to_string()])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let run_log = RunLog::in_dir(dir);
+    let log = || run_log.text();
+    let mut run = run_log.spawn(
+        cmd.args(["--metrics-addr", &addr.to_string()])
+            .stdout(Stdio::null()),
+    );
     let started = Instant::now();
     while manifests(folder).is_empty() && started.elapsed() < Duration::from_secs(90) {
         std::thread::sleep(Duration::from_millis(20));
@@ -319,13 +317,9 @@ fn a_store_down_past_the_retry_timeout_fails_the_run_clearly_and_a_rerun_complet
             .arg(&g.path);
         c
     };
-    let log_path = dir.path().join("run.log");
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    let mut first = run()
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let run_log = RunLog::in_dir(dir.path());
+    let log = || run_log.text();
+    let mut first = run_log.spawn(run().stdout(Stdio::null()));
     let started = Instant::now();
     while manifests(&folder).is_empty() && started.elapsed() < Duration::from_secs(90) {
         std::thread::sleep(Duration::from_millis(20));
@@ -690,19 +684,18 @@ fn sigterm_stops_a_file_run_that_commits_what_it_read_and_exits_0() {
     let g = input(dir.path(), 94);
     let total = g.stats.total();
     let archive = dir.path().join("archive");
-    let (out_path, log_path) = (dir.path().join("run.out"), dir.path().join("run.log"));
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    let mut run = rampart()
-        .envs(NO_TIMED_COMMIT)
-        .arg("run")
-        .arg("--source")
-        .arg(&g.path)
-        .arg("--archive")
-        .arg(&archive)
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let (out_path, run_log) = (dir.path().join("run.out"), RunLog::in_dir(dir.path()));
+    let log = || run_log.text();
+    let mut run = run_log.spawn(
+        rampart()
+            .envs(NO_TIMED_COMMIT)
+            .arg("run")
+            .arg("--source")
+            .arg(&g.path)
+            .arg("--archive")
+            .arg(&archive)
+            .stdout(std::fs::File::create(&out_path).unwrap()),
+    );
     std::thread::sleep(Duration::from_secs(3));
     assert!(
         run.try_wait().unwrap().is_none(),
@@ -751,17 +744,16 @@ fn sigterm_stops_a_kafka_run_that_commits_what_it_read_to_the_archive_and_the_gr
     let archive = dir.path().join("archive");
     let group = format!("g-{topic}");
     let addr = free_addr();
-    let log_path = dir.path().join("run.log");
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let run_log = RunLog::in_dir(dir.path());
+    let log = || run_log.text();
     // A live member (no --until-end): it runs until stopped.
-    let mut run = run_kafka_settings(&brokers, &topic, &archive, &group, "")
-        .envs(NO_TIMED_COMMIT)
-        .env("RAMPART_LOG", "info")
-        .args(["--metrics-addr", &addr.to_string()])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut run = run_log.spawn(
+        run_kafka_settings(&brokers, &topic, &archive, &group, "")
+            .envs(NO_TIMED_COMMIT)
+            .env("RAMPART_LOG", "info")
+            .args(["--metrics-addr", &addr.to_string()])
+            .stdout(Stdio::null()),
+    );
     let started = Instant::now();
     loop {
         let read = scrape(addr).map_or(0.0, |m| value(&m, "rampart_messages_read_total"));

@@ -915,15 +915,14 @@ fn a_broker_outage_mid_run_is_waited_out_and_loses_nothing() {
     let malformed: usize = truth.values().map(|(_, keys)| keys.len()).sum();
 
     let archive = dir.path().join("archive");
-    let log_path = dir.path().join("run.log");
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    let mut run = run_with_topics(&brokers, &topic, &archive, &alerts_topic, &dead_topic)
-        .arg("--until-end")
-        .env("RAMPART_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let run_log = RunLog::in_dir(dir.path());
+    let log = || run_log.text();
+    let mut run = run_log.spawn(
+        run_with_topics(&brokers, &topic, &archive, &alerts_topic, &dead_topic)
+            .arg("--until-end")
+            .env("RAMPART_LOG", "info")
+            .stdout(std::process::Stdio::null()),
+    );
     let manifests =
         || std::fs::read_dir(archive.join("_rampart/manifests")).map_or(0, |d| d.count());
     let started = Instant::now();

@@ -38,6 +38,30 @@ pub(crate) fn rampart() -> Command {
 }
 
 /// Runs a command and asserts that it succeeded.
+/// The standard error of a run the test spawns, kept in a file rather than a pipe (a
+/// pipe nobody drains fills up and stalls the run), to read back whenever the test
+/// needs to show or search it.
+pub(crate) struct RunLog(PathBuf);
+
+impl RunLog {
+    /// The log `run.log` in `dir`.
+    pub(crate) fn in_dir(dir: &Path) -> Self {
+        Self(dir.join("run.log"))
+    }
+
+    /// Spawns `cmd` with its standard error going to this log.
+    pub(crate) fn spawn(&self, cmd: &mut Command) -> std::process::Child {
+        cmd.stderr(std::fs::File::create(&self.0).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
+    /// What the run has logged so far.
+    pub(crate) fn text(&self) -> String {
+        std::fs::read_to_string(&self.0).unwrap_or_default()
+    }
+}
+
 pub(crate) fn ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn rampart");
     assert!(
