@@ -150,8 +150,6 @@ impl ParallelWriter {
                 columns.len()
             )));
         }
-        let mut work: Vec<(&mut ArrowColumnWriter, &ArrowLeafColumn)> =
-            columns.iter_mut().zip(&leaves).collect();
         let threads = if batch.num_rows() < PARALLEL_FROM_ROWS {
             1
         } else {
@@ -161,7 +159,7 @@ impl ParallelWriter {
         // cost) land on different threads.
         let mut shares: Vec<Vec<(&mut ArrowColumnWriter, &ArrowLeafColumn)>> =
             (0..threads).map(|_| Vec::new()).collect();
-        for (i, pair) in work.drain(..).enumerate() {
+        for (i, pair) in columns.iter_mut().zip(&leaves).enumerate() {
             shares[i % threads].push(pair);
         }
         let encode = |share: Vec<(&mut ArrowColumnWriter, &ArrowLeafColumn)>| -> Result<()> {

@@ -101,6 +101,8 @@ pub struct TableWriter {
     max_file_bytes: u64,
     roll_interval_micros: i64,
     max_open_files: usize,
+    /// Threads that encode a file's columns: the machine's cores.
+    threads: usize,
     clock: Arc<dyn Clock>,
     open: BTreeMap<i64, OpenFile>,
     written: Vec<WrittenFile>,
@@ -162,6 +164,7 @@ impl TableWriter {
             roll_interval_micros: i64::try_from(config.roll_interval.as_micros())
                 .unwrap_or(i64::MAX),
             max_open_files: config.max_open_files,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             clock,
             open: BTreeMap::new(),
             written: Vec::new(),
@@ -264,8 +267,7 @@ impl TableWriter {
             inner: BufWriter::new(Arc::clone(&self.location.store), path),
             hasher: Sha256::new(),
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let writer = ParallelWriter::try_new(self.table.schema(), self.props.clone(), threads)
+        let writer = ParallelWriter::try_new(self.table.schema(), self.props.clone(), self.threads)
             .map_err(|source| Error::Write {
                 path: relative.clone(),
                 source,
