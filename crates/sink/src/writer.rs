@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::async_writer::AsyncFileWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -45,6 +45,20 @@ pub(crate) const NO_STATISTICS: &[&str] = &[
     schema::events::TS_RAW,
     schema::dead_letters::RAW,
     schema::dead_letters::REASON,
+];
+/// Integer and time columns every writer writes as DELTA_BINARY_PACKED, without a
+/// dictionary: event and arrival times, line numbers and Kafka offsets and timestamps
+/// are nearly all distinct within a file but close to their neighbours, so a dictionary
+/// hashes every value only to be dropped once it outgrows its page, while the deltas
+/// pack into a few bits. Measured on 1M generated events (docs/performance.md): 6.9%
+/// fewer instructions for the whole job and a 17% smaller `events` table. DuckDB,
+/// Spark, Trino/Athena and pyarrow all read the encoding.
+pub(crate) const DELTA_BY_DEFAULT: &[&str] = &[
+    schema::events::TS,
+    schema::dead_letters::RECEIVED_AT,
+    schema::source::SOURCE_LINE,
+    schema::source::KAFKA_OFFSET,
+    schema::source::KAFKA_TIMESTAMP,
 ];
 /// Upper bound of one buffered row group, whatever its row count.
 const MAX_ROW_GROUP_BYTES: usize = 64 << 20;
@@ -145,6 +159,11 @@ impl TableWriter {
         for column in NO_STATISTICS {
             props = props
                 .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
+        }
+        for column in DELTA_BY_DEFAULT {
+            props = props
+                .set_column_dictionary_enabled(ColumnPath::from(*column), false)
+                .set_column_encoding(ColumnPath::from(*column), Encoding::DELTA_BINARY_PACKED);
         }
         let props = props
             .set_max_row_group_row_count(Some(config.row_group_rows))
@@ -566,6 +585,43 @@ mod tests {
         };
         assert!(min_max("received_at") && min_max("reason_code"));
         assert!(!min_max("raw") && !min_max("reason"));
+    }
+
+    #[tokio::test]
+    async fn time_and_offset_columns_are_delta_encoded_without_a_dictionary() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc =
+            rampart_core::store::open(dir.path().to_str().unwrap(), Vec::<(String, String)>::new())
+                .unwrap();
+        let mut w = writer(&loc, &config(1_000_000), Arc::new(ManualClock::new(0)));
+        w.write(&batch(&[10, 20, 30], 16)).await.unwrap();
+        w.close_all().await.unwrap();
+        let file = &w.take_written()[0];
+        let meta = reader(&loc, &file.path).await.metadata().clone();
+        let chunk = |name: &str| {
+            meta.row_group(0)
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .unwrap()
+                .clone()
+        };
+        for name in ["received_at", "kafka_offset"] {
+            let c = chunk(name);
+            assert!(
+                c.encodings().any(|e| e == Encoding::DELTA_BINARY_PACKED),
+                "{name}: {:?}",
+                c.encodings().collect::<Vec<_>>()
+            );
+            assert!(
+                c.dictionary_page_offset().is_none(),
+                "{name} has a dictionary"
+            );
+        }
+        assert!(
+            chunk("reason_code").dictionary_page_offset().is_some(),
+            "a repeating string column keeps its dictionary"
+        );
     }
 
     #[tokio::test]

@@ -38,7 +38,10 @@ pub(crate) struct Interner {
     values: Vec<Option<Arc<str>>>,
     /// Freed slots, reused first.
     free: Vec<Sym>,
-    hasher: std::hash::RandomState,
+    /// foldhash, seeded at random per interner: resource ids come from the input, so
+    /// the seed keeps an attacker from choosing colliding ids, and it hashes a long id in
+    /// a fraction of the time SipHash takes.
+    hasher: hashbrown::DefaultHashBuilder,
     /// Strings held after the last sweep.
     swept: usize,
 }
