@@ -561,8 +561,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn free_text_columns_have_no_statistics_and_the_others_do() {
+    /// The metadata of the file a writer on local disk writes for three dead letters.
+    async fn one_file_of_three_rows() -> Arc<parquet::file::metadata::ParquetMetaData> {
         let dir = tempfile::tempdir().unwrap();
         let loc =
             rampart_core::store::open(dir.path().to_str().unwrap(), Vec::<(String, String)>::new())
@@ -571,7 +571,12 @@ mod tests {
         w.write(&batch(&[10, 20, 30], 16)).await.unwrap();
         w.close_all().await.unwrap();
         let file = &w.take_written()[0];
-        let meta = reader(&loc, &file.path).await.metadata().clone();
+        Arc::clone(reader(&loc, &file.path).await.metadata())
+    }
+
+    #[tokio::test]
+    async fn free_text_columns_have_no_statistics_and_the_others_do() {
+        let meta = one_file_of_three_rows().await;
         let min_max = |name: &str| {
             let chunk = meta
                 .row_group(0)
@@ -589,15 +594,7 @@ mod tests {
 
     #[tokio::test]
     async fn time_and_offset_columns_are_delta_encoded_without_a_dictionary() {
-        let dir = tempfile::tempdir().unwrap();
-        let loc =
-            rampart_core::store::open(dir.path().to_str().unwrap(), Vec::<(String, String)>::new())
-                .unwrap();
-        let mut w = writer(&loc, &config(1_000_000), Arc::new(ManualClock::new(0)));
-        w.write(&batch(&[10, 20, 30], 16)).await.unwrap();
-        w.close_all().await.unwrap();
-        let file = &w.take_written()[0];
-        let meta = reader(&loc, &file.path).await.metadata().clone();
+        let meta = one_file_of_three_rows().await;
         let chunk = |name: &str| {
             meta.row_group(0)
                 .columns()
