@@ -17,6 +17,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// With the `jemalloc` feature, jemalloc instead of the system's malloc. On a long run
+/// glibc's resident set keeps climbing while the live heap stays level (its mmap
+/// threshold rises to the largest block freed, up to 32 MiB, so the batches, pages and
+/// buffers of a few MiB that the pipeline frees all the time are then carved from its
+/// heaps, and the freed room stays resident); jemalloc held it lower (585 -> 418 MiB) but
+/// ran 5 to 15% slower. Measured in docs/performance.md, "Flat? A saturated resource set".
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Rampart: streaming security-log analytics with an audit-grade Parquet archive.
 #[derive(Debug, Parser)]
 #[command(name = "rampart", version, about, long_about = None, after_help = "\

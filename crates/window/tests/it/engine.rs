@@ -352,6 +352,63 @@ async fn the_strings_of_closed_windows_and_resolved_violations_are_freed() {
     );
 }
 
+#[tokio::test]
+async fn the_state_over_the_same_resources_stays_the_same_size_however_many_windows() {
+    // A saturated resource set: every window sees the same attacked VMs and the same
+    // storage accounts, half of whose violations are resolved and opened again each
+    // window. Whatever grows with the windows (strings, open violations, windows kept)
+    // shows here.
+    const RESOURCES: i64 = 25;
+    const WINDOWS: i64 = 40;
+    let name = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let vms: Vec<&'static str> = (0..RESOURCES).map(|i| name(format!("vm-{i}"))).collect();
+    let stores: Vec<&'static str> = (0..RESOURCES).map(|i| name(format!("st-{i}"))).collect();
+    let mut h = Harness::new().await;
+    let mut sizes = Vec::new();
+    for w in 0..WINDOWS {
+        let mut events = Vec::new();
+        for i in 0..RESOURCES {
+            events.push(
+                ev("00:00", vms[i as usize], "vm", "brute_force")
+                    .workload("web")
+                    .plus(w * W + i * SECOND),
+            );
+            events.push(
+                ev("00:00", stores[i as usize], "storage", "access").plus(w * W + i * SECOND),
+            );
+            if i % 2 == 0 {
+                events.push(
+                    ev(
+                        "00:01",
+                        stores[i as usize],
+                        "storage",
+                        "classification_change",
+                    )
+                    .classification("internal")
+                    .plus(w * W + i * SECOND),
+                );
+            }
+        }
+        let out = h.feed(0, &in_time_order(events)).await;
+        assert!(
+            !out.violations.is_empty(),
+            "window {w}: no violation changes"
+        );
+        sizes.push((
+            h.engine.state_strings(),
+            h.engine.open_violations(),
+            h.engine.open_windows(),
+        ));
+    }
+    // The first windows fill the state; from then on it holds the same resources.
+    let settled = sizes[3];
+    assert!(settled.1 > 0, "no violation stays open: {sizes:?}");
+    assert!(
+        sizes[3..].iter().all(|s| *s == settled),
+        "the state changed size over the same resources: {sizes:?}"
+    );
+}
+
 /// Feeds `stream` in batches of `batch_size` per partition; after the events at
 /// `restart_after` (indices), stores both partitions' state as JSON, drops the engine
 /// and continues with a new one restored from it, as a restarted run does (or, without
