@@ -574,17 +574,23 @@ mod tests {
         Arc::clone(reader(&loc, &file.path).await.metadata())
     }
 
+    /// The chunk of column `name` in the first row group of `meta`.
+    fn column<'a>(
+        meta: &'a parquet::file::metadata::ParquetMetaData,
+        name: &str,
+    ) -> &'a parquet::file::metadata::ColumnChunkMetaData {
+        meta.row_group(0)
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    }
+
     #[tokio::test]
     async fn free_text_columns_have_no_statistics_and_the_others_do() {
         let meta = one_file_of_three_rows().await;
         let min_max = |name: &str| {
-            let chunk = meta
-                .row_group(0)
-                .columns()
-                .iter()
-                .find(|c| c.column_path().string() == name)
-                .unwrap();
-            chunk
+            column(&meta, name)
                 .statistics()
                 .is_some_and(|s| s.min_bytes_opt().is_some())
         };
@@ -595,14 +601,7 @@ mod tests {
     #[tokio::test]
     async fn time_and_offset_columns_are_delta_encoded_without_a_dictionary() {
         let meta = one_file_of_three_rows().await;
-        let chunk = |name: &str| {
-            meta.row_group(0)
-                .columns()
-                .iter()
-                .find(|c| c.column_path().string() == name)
-                .unwrap()
-                .clone()
-        };
+        let chunk = |name: &str| column(&meta, name);
         for name in ["received_at", "kafka_offset"] {
             let c = chunk(name);
             assert!(
