@@ -214,7 +214,8 @@ pub(crate) async fn run_source(
     let (commit_tx, mut commit_rx) = mpsc::unbounded_channel::<Vec<(i32, i64)>>();
     let (dec_tx, dec_rx) = mpsc::channel::<Staged>(capacity);
     let (sink_tx, mut sink_rx) = mpsc::channel::<SinkBatch>(capacity);
-    // Set when a signal stopped reading: the run did not reach the end of its source.
+    // Set when a signal stopped reading, before the input ends: the run did not reach the
+    // end of its source, and the window stage keeps its windows open for the next run.
     let interrupted_flag = Arc::new(AtomicBool::new(false));
     let source_interrupted = Arc::clone(&interrupted_flag);
     metrics.watch_queue("raw", &raw_tx);
@@ -238,6 +239,7 @@ pub(crate) async fn run_source(
                         () = &mut stop => {
                             warn!("signal received: no more reading; draining what was read");
                             interrupted = true;
+                            source_interrupted.store(true, Ordering::SeqCst);
                             break;
                         }
                         chunk = source.next_chunk() => chunk?,
@@ -338,6 +340,9 @@ pub(crate) async fn run_source(
                     if stopped.load(std::sync::atomic::Ordering::SeqCst) {
                         warn!("signal received: no more reading; draining what was read");
                         interrupted = true;
+                        // Now, before the input ends: the window stage looks at it when
+                        // the input ends, and the commits drained below wait for that.
+                        source_interrupted.store(true, Ordering::SeqCst);
                         break;
                     }
                     let batch = source.next_batch(Duration::from_millis(100)).await?;
@@ -382,7 +387,6 @@ pub(crate) async fn run_source(
                 }
             }
         }
-        source_interrupted.store(interrupted, Ordering::SeqCst);
         Ok::<_, Error>((input_bytes, interrupted, first_read))
     };
     let source_task = SpawnedTask::spawn("source", metrics.watch(Stage::Source, source_stage));

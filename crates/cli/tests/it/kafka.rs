@@ -406,6 +406,90 @@ fn two_members_of_one_group_share_the_topic_and_archive_every_record_once() {
     );
 }
 
+/// A member stopped by SIGTERM, as in a deploy, leaves the windows it has open in the
+/// stored state: it does not close them on the records it happened to have read. The
+/// next member continues them with the records that arrive later, so the results are
+/// those of one instance that never stopped.
+#[test]
+fn a_member_stopped_by_sigterm_leaves_its_open_windows_to_the_next_member() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let topic = create_topic(&brokers, 2);
+    // Event time 00:00 to 00:12, then 00:12 to 00:24 after the stop: the window that is
+    // open at 00:12 gets records from both. (The same seed, so the same resources.)
+    let produce_from = |start: &str| {
+        ok(rampart()
+            .args(["gen", "--events", "20000", "--seed", "84", "--span", "12m"])
+            .args(["--start", start])
+            .args(["--kafka", &format!("{brokers}/{topic}")]));
+    };
+    produce_from("2026-11-01T00:00:00Z");
+    let archive = dir.path().join("archive");
+    let member = with_rules(&mut run_kafka(&brokers, &topic, &archive))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while coverage(&archive, &topic).0 < 20_000 {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the member did not archive the first records within 90 s"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    stop(member, "the member");
+    // Only the watermark closes windows of a stopped member: none ends after the last
+    // event time it read.
+    for table in ["attack_rates", "policy_hits"] {
+        let late = query_json(
+            &archive,
+            &format!(
+                "SELECT count(*) AS n FROM {table} \
+                 WHERE window_end > TIMESTAMP '2026-11-01T00:12:00Z'"
+            ),
+        );
+        assert_eq!(
+            late[0]["n"], 0,
+            "{table}: a stopped member closed windows that were still open"
+        );
+    }
+    produce_from("2026-11-01T00:12:00Z");
+    ok_within(
+        with_rules(&mut run_kafka(&brokers, &topic, &archive)).arg("--until-end"),
+        120,
+    );
+    assert_eq!(
+        coverage(&archive, &topic),
+        (40_000, 40_000, 0),
+        "every record once"
+    );
+    let whole = dir.path().join("one-instance");
+    ok_within(
+        with_rules(&mut run_kafka_group(
+            &brokers,
+            &topic,
+            &whole,
+            &format!("one-{topic}"),
+        ))
+        .arg("--until-end"),
+        120,
+    );
+    let expected = window_results(&whole);
+    assert!(
+        expected.iter().any(|r| {
+            r.starts_with("attack_rates") && r.contains(r#""window_start":"2026-11-01T00:10:00Z""#)
+        }),
+        "the window open at the stop has results"
+    );
+    let got = window_results(&archive);
+    assert_eq!(got.len(), expected.len(), "window result rows");
+    assert!(
+        got == expected,
+        "the results across the stop differ from one instance's"
+    );
+}
+
 /// One message read back from a topic.
 struct Consumed {
     partition: i32,
