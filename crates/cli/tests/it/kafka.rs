@@ -382,18 +382,7 @@ fn two_members_of_one_group_share_the_topic_and_archive_every_record_once() {
     );
     // The members handed the partitions' window state over through the archive: the
     // union of their results is that of one instance reading the same records.
-    let whole = dir.path().join("one-instance");
-    ok_within(
-        with_rules(&mut run_kafka_group(
-            &brokers,
-            &topic,
-            &whole,
-            &format!("one-{topic}"),
-        ))
-        .arg("--until-end"),
-        120,
-    );
-    let expected = window_results(&whole);
+    let expected = one_instance_window_results(&brokers, &topic, dir.path());
     assert!(
         expected.iter().any(|r| r.starts_with("policy_hits")),
         "the input produces window results"
@@ -464,18 +453,7 @@ fn a_member_stopped_by_sigterm_leaves_its_open_windows_to_the_next_member() {
         (40_000, 40_000, 0),
         "every record once"
     );
-    let whole = dir.path().join("one-instance");
-    ok_within(
-        with_rules(&mut run_kafka_group(
-            &brokers,
-            &topic,
-            &whole,
-            &format!("one-{topic}"),
-        ))
-        .arg("--until-end"),
-        120,
-    );
-    let expected = window_results(&whole);
+    let expected = one_instance_window_results(&brokers, &topic, dir.path());
     assert!(
         expected.iter().any(|r| {
             r.starts_with("attack_rates") && r.contains(r#""window_start":"2026-11-01T00:10:00Z""#)
@@ -488,6 +466,23 @@ fn a_member_stopped_by_sigterm_leaves_its_open_windows_to_the_next_member() {
         got == expected,
         "the results across the stop differ from one instance's"
     );
+}
+
+/// The window results of one instance (a group of its own) reading all of `topic` into
+/// an archive under `dir`: what members sharing or handing over the topic must produce.
+fn one_instance_window_results(brokers: &str, topic: &str, dir: &Path) -> Vec<String> {
+    let whole = dir.join("one-instance");
+    ok_within(
+        with_rules(&mut run_kafka_group(
+            brokers,
+            topic,
+            &whole,
+            &format!("one-{topic}"),
+        ))
+        .arg("--until-end"),
+        120,
+    );
+    window_results(&whole)
 }
 
 /// One message read back from a topic.
