@@ -5,6 +5,7 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use rampart_core::config::RulesConfig;
@@ -70,7 +71,9 @@ pub fn prev_attack_counts_schema() -> SchemaRef {
 
 /// The tables rules run on, and the session that plans and runs them.
 pub(crate) struct Planner {
-    ctx: SessionContext,
+    /// The session's state (with the tables registered), taken from its context once:
+    /// taking it at each query of each batch cloned every registry of functions.
+    state: SessionState,
     pub(crate) events: Arc<SwapTable>,
     pub(crate) attack_counts: Arc<SwapTable>,
     pub(crate) prev_attack_counts: Arc<SwapTable>,
@@ -115,8 +118,9 @@ impl Planner {
         register("events", &events)?;
         register("attack_counts", &attack_counts)?;
         register("prev_attack_counts", &prev_attack_counts)?;
+        let state = ctx.state();
         Ok(Self {
-            ctx,
+            state,
             events,
             attack_counts,
             prev_attack_counts,
@@ -130,7 +134,7 @@ impl Planner {
         let sql = sql
             .replace("$increase_pct", &self.increase_pct.to_string())
             .replace("$min_baseline", &self.min_baseline.to_string());
-        let state = self.ctx.state();
+        let state = &self.state;
         let plan = state
             .create_logical_plan(&sql)
             .await
@@ -243,10 +247,10 @@ impl Planner {
         // The plan is optimized already (`plan`): going through a DataFrame would run
         // the logical optimizer again on every batch. Only the physical side is planned
         // here, because it binds the rows the tables hold now.
-        let state = self.ctx.state();
+        let state = &self.state;
         let physical = state
             .query_planner()
-            .create_physical_plan(plan, &state)
+            .create_physical_plan(plan, state)
             .await
             .map_err(exec)?;
         datafusion::physical_plan::collect(physical, state.task_ctx())
