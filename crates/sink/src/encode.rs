@@ -2,8 +2,10 @@
 //!
 //! [`ParallelWriter`] writes the same files as Parquet's `ArrowWriter` (row groups
 //! bounded by the same row and byte limits, columns in schema order), but encodes each
-//! batch's columns on several threads: a share of the columns per thread, each column
-//! by its own `ArrowColumnWriter`. Encoding and compression are most of the sink's
+//! batch's columns on several threads, each column by its own `ArrowColumnWriter`: the
+//! threads take the columns largest first, each the next one as it becomes free, and
+//! close them (their last page and dictionary compressed) the same way at the end of
+//! each row group. Encoding and compression are most of the sink's
 //! work, and one thread doing it all was the pipeline's critical path on 2 cores.
 //! The bytes produced are taken with [`ParallelWriter::take_bytes`] after each call, for
 //! the caller to send to the object store.
@@ -155,32 +157,29 @@ impl ParallelWriter {
         } else {
             self.threads
         };
-        // Column i goes to thread i % threads: neighbouring columns (often of similar
-        // cost) land on different threads.
-        let mut shares: Vec<Vec<(&mut ArrowColumnWriter, &ArrowLeafColumn)>> =
-            (0..threads).map(|_| Vec::new()).collect();
-        for (i, pair) in columns.iter_mut().zip(&leaves).enumerate() {
-            shares[i % threads].push(pair);
-        }
-        let encode = |share: Vec<(&mut ArrowColumnWriter, &ArrowLeafColumn)>| -> Result<()> {
-            for (writer, leaf) in share {
-                writer.write(leaf)?;
-            }
-            Ok(())
-        };
-        let mut shares = shares.into_iter();
-        let own = shares.next().unwrap_or_default();
-        std::thread::scope(|scope| {
-            let others: Vec<_> = shares.map(|s| scope.spawn(move || encode(s))).collect();
-            let mut result = encode(own);
-            for handle in others {
-                let joined = handle.join().unwrap_or_else(|_| {
-                    Err(ParquetError::General("encoder thread panicked".into()))
-                });
-                result = result.and(joined);
-            }
-            result
-        })?;
+        // Largest first: a column's cost follows its size, and the big ones (free text,
+        // times) started last would leave the other threads idle at the end.
+        let mut work: Vec<(usize, (&mut ArrowColumnWriter, &ArrowLeafColumn))> =
+            if leaves.len() == batch.num_columns() {
+                batch
+                    .columns()
+                    .iter()
+                    .map(|a| a.get_array_memory_size())
+                    .zip(columns.iter_mut().zip(&leaves))
+                    .collect()
+            } else {
+                columns
+                    .iter_mut()
+                    .zip(&leaves)
+                    .map(|pair| (0, pair))
+                    .collect()
+            };
+        work.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
+        in_parallel(
+            work.into_iter().map(|(_, pair)| pair).collect(),
+            threads,
+            |(writer, leaf)| writer.write(leaf),
+        )?;
         self.rows += batch.num_rows();
         Ok(())
     }
@@ -199,9 +198,21 @@ impl ParallelWriter {
         let Some(columns) = self.columns.take() else {
             return Ok(());
         };
+        // Closing a column compresses its last page and its dictionary: on every thread,
+        // largest first, then appended in schema order.
+        let mut work: Vec<(usize, usize, ArrowColumnWriter)> = columns
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (c.get_estimated_total_bytes(), i, c))
+            .collect();
+        work.sort_by_key(|(size, _, _)| std::cmp::Reverse(*size));
+        let mut chunks = in_parallel(work, self.threads, |(_, i, column)| {
+            column.close().map(|chunk| (i, chunk))
+        })?;
+        chunks.sort_by_key(|(i, _)| *i);
         let mut group = self.file.next_row_group()?;
-        for column in columns {
-            column.close()?.append_to_row_group(&mut group)?;
+        for (_, chunk) in chunks {
+            chunk.append_to_row_group(&mut group)?;
         }
         group.close()?;
         self.rows = 0;
@@ -227,6 +238,45 @@ impl ParallelWriter {
     pub(crate) fn bytes_taken(&self) -> u64 {
         self.taken
     }
+}
+
+/// `f` applied to every item on up to `threads` threads (the calling one among them),
+/// each thread taking the next item in order as it becomes free; the results in order
+/// of completion, or the first error.
+fn in_parallel<T: Send, R: Send>(
+    items: Vec<T>,
+    threads: usize,
+    f: impl Fn(T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let threads = threads.clamp(1, items.len().max(1));
+    let queue = Mutex::new(items.into_iter());
+    let work = || -> Result<Vec<R>> {
+        let mut done = Vec::new();
+        loop {
+            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+            match next {
+                Some(item) => done.push(f(item)?),
+                None => return Ok(done),
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        let others: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut result = work();
+        for handle in others {
+            let joined = handle
+                .join()
+                .unwrap_or_else(|_| Err(ParquetError::General("encoder thread panicked".into())));
+            result = match (result, joined) {
+                (Ok(mut a), Ok(b)) => {
+                    a.extend(b);
+                    Ok(a)
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+        }
+        result
+    })
 }
 
 #[cfg(test)]
