@@ -183,6 +183,11 @@ impl WindowStage {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut pending: Option<Staged> = None;
+        let engine_reads = self
+            .engine
+            .as_ref()
+            .map(WindowEngine::event_columns_read)
+            .unwrap_or_default();
         loop {
             let staged = match pending.take() {
                 Some(s) => s,
@@ -238,11 +243,12 @@ impl WindowStage {
                 }
                 Staged::Data(first) => {
                     self.metrics.busy(Stage::Window);
-                    let DecodedChunk {
-                        decoded,
+                    let Coalesced {
+                        events,
+                        dead_letters,
                         read_at,
                         cover,
-                    } = coalesce(first, &mut rx, &mut pending)?;
+                    } = coalesce(first, &mut rx, &mut pending);
                     let started = Instant::now();
                     let now = self.clock.now_micros();
                     let touched: Vec<(i32, i64)> = match (&self.keys, &cover) {
@@ -261,19 +267,23 @@ impl WindowStage {
                     }
                     let mut out = Outputs::default();
                     if let Some(engine) = self.engine.as_mut() {
-                        for (p, events) in by_partition(&decoded.events)? {
+                        let joined = join_for_engine(&events, &engine_reads)?;
+                        for (p, events) in by_partition(&joined)? {
                             out.extend(engine.process(p, &events).await?);
                         }
                     }
                     // Dead letters to their topic (enqueued; the sink flushes before it
                     // commits).
                     if let Some(t) = &self.topics {
-                        t.send_dead_letters(&decoded.dead_letters)?;
+                        for d in &dead_letters {
+                            t.send_dead_letters(d)?;
+                        }
                     }
-                    let tables = vec![
-                        (schema::EVENTS, decoded.events),
-                        (schema::DEAD_LETTERS, decoded.dead_letters),
-                    ];
+                    let tables = events
+                        .into_iter()
+                        .map(|b| (schema::EVENTS, b))
+                        .chain(dead_letters.into_iter().map(|b| (schema::DEAD_LETTERS, b)))
+                        .collect();
                     let batch = SinkBatch {
                         tables,
                         read_at: Some(read_at),
@@ -503,22 +513,34 @@ pub(crate) async fn restore(engine: &mut WindowEngine, archive: &Location, a: &A
     }
 }
 
+/// Decoded chunks taken at once by the window stage.
+#[derive(Debug)]
+struct Coalesced {
+    events: Vec<RecordBatch>,
+    dead_letters: Vec<RecordBatch>,
+    /// When the first was read.
+    read_at: Instant,
+    cover: Cover,
+}
+
 /// `first` and the data chunks already waiting behind it, up to [`WINDOW_BATCH_ROWS`]
-/// rows, as one chunk (read at the time of the first). A marker met on the way is kept
-/// in `pending`, so it is handled after the rows before it.
+/// rows, taken together (read at the time of the first). A marker met on the way is kept
+/// in `pending`, so it is handled after the rows before it. The batches are not joined:
+/// the sink writes them one after another, and the engine gets them joined by
+/// [`join_for_engine`].
 fn coalesce(
     first: DecodedChunk,
     rx: &mut mpsc::Receiver<Staged>,
     pending: &mut Option<Staged>,
-) -> Result<DecodedChunk> {
+) -> Coalesced {
     let mut rows = first.decoded.events.num_rows();
-    if rows >= WINDOW_BATCH_ROWS || rx.is_empty() {
-        return Ok(first);
-    }
-    let read_at = first.read_at;
-    let mut cover = first.cover;
-    let (mut events, mut dead) = (vec![first.decoded.events], vec![first.decoded.dead_letters]);
-    while rows < WINDOW_BATCH_ROWS {
+    let mut taken = Coalesced {
+        events: vec![first.decoded.events],
+        dead_letters: vec![first.decoded.dead_letters],
+        read_at: first.read_at,
+        cover: first.cover,
+    };
+    while rows < WINDOW_BATCH_ROWS && !rx.is_empty() {
         let next = match rx.try_recv() {
             Ok(Staged::Data(next)) => next,
             Ok(control) => {
@@ -528,25 +550,44 @@ fn coalesce(
             Err(_) => break,
         };
         rows += next.decoded.events.num_rows();
-        cover.join(next.cover);
-        events.push(next.decoded.events);
-        dead.push(next.decoded.dead_letters);
+        taken.cover.join(next.cover);
+        taken.events.push(next.decoded.events);
+        taken.dead_letters.push(next.decoded.dead_letters);
     }
-    let concat = |batches: Vec<RecordBatch>| -> Result<RecordBatch> {
-        let schema = batches[0].schema();
-        arrow::compute::concat_batches(&schema, &batches).map_err(|e| Error::Stage {
-            stage: "window",
-            message: format!("cannot join batches: {e}"),
-        })
+    taken
+}
+
+/// `batches` of events as one batch for the window engine. Only the columns the engine
+/// reads (`reads`, from [`WindowEngine::event_columns_read`]) and those that cannot be
+/// null are joined; the others are all null, since their values are never read, and
+/// joining them (the free text above all) was most of the cost of joining.
+fn join_for_engine(batches: &[RecordBatch], reads: &[bool]) -> Result<RecordBatch> {
+    let failed = |e: arrow::error::ArrowError| Error::Stage {
+        stage: "window",
+        message: format!("cannot join batches: {e}"),
     };
-    Ok(DecodedChunk {
-        decoded: rampart_ingest::Decoded {
-            events: concat(events)?,
-            dead_letters: concat(dead)?,
-        },
-        read_at,
-        cover,
-    })
+    let (first, rest) = match batches {
+        [] => return Ok(RecordBatch::new_empty(schema::events_schema())),
+        [one] => return Ok(one.clone()),
+        [first, rest @ ..] => (first, rest),
+    };
+    let schema = first.schema();
+    let rows = first.num_rows() + rest.iter().map(RecordBatch::num_rows).sum::<usize>();
+    let columns = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            if reads.get(i).copied().unwrap_or(true) || !field.is_nullable() {
+                let arrays: Vec<&dyn Array> =
+                    batches.iter().map(|b| b.column(i).as_ref()).collect();
+                arrow::compute::concat(&arrays).map_err(failed)
+            } else {
+                Ok(arrow::array::new_null_array(field.data_type(), rows))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema, columns).map_err(failed)
 }
 
 /// The rows of `events` per source partition (the Kafka partition; 0 for a file), each
@@ -604,4 +645,64 @@ fn result_batches(out: &Outputs) -> Result<Vec<(&'static str, RecordBatch)>> {
         ));
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+
+    use super::*;
+
+    /// An events batch of `rows` rows from line `from`: every column filled, the
+    /// nullable ones too.
+    fn events(from: i64, rows: i64) -> RecordBatch {
+        let schema = schema::events_schema();
+        let lines: Vec<i64> = (from..from + rows).collect();
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                match f.data_type() {
+                    arrow::datatypes::DataType::Utf8 => Arc::new(StringArray::from_iter_values(
+                        lines.iter().map(|l| format!("{} {l}", f.name())),
+                    )),
+                    arrow::datatypes::DataType::Int64 => Arc::new(Int64Array::from(lines.clone())),
+                    arrow::datatypes::DataType::Timestamp(..) => Arc::new(
+                        TimestampMicrosecondArray::from(lines.clone()).with_timezone("UTC"),
+                    ),
+                    other => arrow::array::new_null_array(other, lines.len()),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(schema, columns).unwrap()
+    }
+
+    #[test]
+    fn the_engine_gets_the_columns_it_reads_joined_and_the_others_null() {
+        let schema = schema::events_schema();
+        let batches = [events(1, 3), events(4, 2), events(6, 4)];
+        let whole = arrow::compute::concat_batches(&schema, &batches).unwrap();
+        let reads: Vec<bool> = schema
+            .fields()
+            .iter()
+            .map(|f| [src::SOURCE_LINE, "category", "classification"].contains(&f.name().as_str()))
+            .collect();
+        let joined = join_for_engine(&batches, &reads).unwrap();
+        assert_eq!(joined.num_rows(), 9);
+        for (i, field) in schema.fields().iter().enumerate() {
+            let column = joined.column(i);
+            if reads[i] || !field.is_nullable() {
+                assert_eq!(column, whole.column(i), "{} differs", field.name());
+            } else {
+                assert_eq!(column.null_count(), 9, "{} is not null", field.name());
+            }
+        }
+        // Nothing read but the required columns: they alone are joined.
+        let joined = join_for_engine(&batches, &vec![false; reads.len()]).unwrap();
+        assert_eq!(joined.column_by_name("ts"), whole.column_by_name("ts"));
+        assert_eq!(joined.column_by_name("message").unwrap().null_count(), 9);
+        // One batch is handed on as it is.
+        let one = join_for_engine(&batches[..1], &reads).unwrap();
+        assert_eq!(one, batches[0]);
+    }
 }

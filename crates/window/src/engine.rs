@@ -9,6 +9,7 @@ use arrow::array::{
 };
 use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMicrosecondType};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
 use rampart_core::config::{RulesConfig, WindowConfig};
 use rampart_core::schema::{events as ev, source as src};
@@ -239,6 +240,65 @@ impl WindowEngine {
             }
         }
         Ok(engine)
+    }
+
+    /// Which columns of `events` (a flag per field of its schema) the engine reads: the
+    /// columns that the window aggregation, the rules and their remedies scan or filter
+    /// on, and the ones it reads itself (event time, resource, workload and the source
+    /// coordinates). A caller that joins batches for [`WindowEngine::process`] need only
+    /// join these; the values of the others are never read.
+    pub fn event_columns_read(&self) -> Vec<bool> {
+        let schema = rampart_core::schema::events_schema();
+        let rule_schema = crate::plan::rule_events_schema();
+        let mut read = vec![false; schema.fields().len()];
+        let mut mark = |name: &str| {
+            if let Ok(i) = schema.index_of(name) {
+                read[i] = true;
+            }
+        };
+        for name in [
+            ev::TS,
+            ev::RESOURCE_ID,
+            ev::WORKLOAD,
+            src::SOURCE_FILE,
+            src::SOURCE_LINE,
+            src::KAFKA_TOPIC,
+            src::KAFKA_PARTITION,
+            src::KAFKA_OFFSET,
+        ] {
+            mark(name);
+        }
+        let rules = self.event_rules.iter().chain(&self.window_rules);
+        let plans = std::iter::once(&self.window_plan)
+            .chain(rules.flat_map(|r| std::iter::once(&r.plan).chain(r.remedy.as_ref())));
+        for plan in plans {
+            // The closure never fails.
+            let _ = plan.apply_with_subqueries(|node| {
+                if let LogicalPlan::TableScan(scan) = node
+                    && scan.table_name.table() == "events"
+                {
+                    match &scan.projection {
+                        Some(indices) => {
+                            for i in indices {
+                                mark(rule_schema.field(*i).name());
+                            }
+                        }
+                        None => {
+                            for f in rule_schema.fields() {
+                                mark(f.name());
+                            }
+                        }
+                    }
+                    for filter in &scan.filters {
+                        for column in filter.column_refs() {
+                            mark(&column.name);
+                        }
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+        }
+        read
     }
 
     /// Adds a violation opened before: by an earlier run (`partition` is `None`) or kept

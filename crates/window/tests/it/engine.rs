@@ -487,3 +487,85 @@ async fn a_state_kept_under_another_window_size_is_refused() {
     let err = h.engine.restore(0, snap).unwrap_err();
     assert!(err.contains("windows of"), "{err}");
 }
+
+/// The shipped rules read the columns they filter on, and not free text; a rule that
+/// filters on `message` makes the engine read it.
+#[tokio::test]
+async fn the_engine_reads_the_columns_its_rules_use() {
+    let schema = events_schema();
+    let read_by = |read: &[bool], name: &str| read[schema.index_of(name).unwrap()];
+    let shipped = Harness::new().await.engine.event_columns_read();
+    for name in [
+        ev::RESOURCE_TYPE,
+        ev::CATEGORY,
+        ev::CLASSIFICATION,
+        ev::PATCHED,
+        ev::POLICY_ALLOWED,
+        ev::TS,
+        ev::RESOURCE_ID,
+        src::KAFKA_PARTITION,
+    ] {
+        assert!(read_by(&shipped, name), "{name} is not read");
+    }
+    for name in [ev::MESSAGE, ev::EXTRA, ev::SRC_IP, ev::USER] {
+        assert!(!read_by(&shipped, name), "{name} is read");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("login_banner.sql"),
+        "-- id: login_banner\n-- version: 1\n-- kind: event\n-- action: notify_security_and_owner\n\
+         -- description: Logins that show a banner.\n\
+         SELECT _row FROM events WHERE message LIKE '%banner%'\n",
+    )
+    .unwrap();
+    let rules = RulesConfig {
+        dir: dir.path().display().to_string(),
+        ..shipped_rules()
+    };
+    let custom = Harness::with(&window_config(), &rules, Vec::new())
+        .await
+        .engine
+        .event_columns_read();
+    assert!(read_by(&custom, ev::MESSAGE), "message is not read");
+    assert!(
+        !read_by(&custom, ev::CLASSIFICATION),
+        "classification is read"
+    );
+}
+
+/// What [`WindowEngine::event_columns_read`] promises: the values of the other columns
+/// never change the engine's results. Every nullable column it does not read is nulled.
+#[tokio::test]
+async fn columns_the_engine_does_not_read_do_not_change_its_results() {
+    let stream = disordered_stream();
+    let whole = feed_cut(&stream, |_, _| false).await;
+    let read = Harness::new().await.engine.event_columns_read();
+    let mut h = Harness::new().await;
+    let mut out = Outputs::default();
+    let mut pending: [Vec<(i64, &Ev)>; 2] = [Vec::new(), Vec::new()];
+    for (i, (p, e)) in stream.iter().enumerate() {
+        pending[*p as usize].push((i as i64 + 1, e));
+    }
+    for (p, events) in pending.iter_mut().enumerate() {
+        let b = batch(events.drain(..));
+        let columns = b
+            .schema()
+            .fields()
+            .iter()
+            .zip(b.columns())
+            .zip(&read)
+            .map(|((f, c), read)| {
+                if *read || !f.is_nullable() {
+                    Arc::clone(c)
+                } else {
+                    arrow::array::new_null_array(f.data_type(), b.num_rows())
+                }
+            })
+            .collect();
+        let nulled = RecordBatch::try_new(b.schema(), columns).unwrap();
+        out.extend(h.engine.process(p as i32, &nulled).await.expect("process"));
+    }
+    out.extend(h.close_all().await);
+    assert_eq!(sorted(out), sorted(whole));
+}
