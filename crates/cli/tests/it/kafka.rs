@@ -1060,7 +1060,8 @@ fn a_broker_outage_mid_run_is_waited_out_and_loses_nothing() {
     assert_eq!(
         coverage(&archive, &topic),
         (EVENTS, EVENTS, 0),
-        "every record once"
+        "every record once; the run's log:\n{}",
+        log()
     );
     let dead_rows = query_json(&archive, "SELECT count(*) AS n FROM dead_letters");
     assert_eq!(dead_rows[0]["n"].as_u64(), Some(malformed as u64));
