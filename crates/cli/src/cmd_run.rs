@@ -64,6 +64,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.metrics.addr = addr;
     }
     config.retention.check_floor(args.allow_short_retention)?;
+    if !config.pipeline.heap_trim_interval.is_zero() {
+        crate::trim::start(config.pipeline.heap_trim_interval);
+    }
     let options = RunOptions {
         until_end: args.until_end,
         clock: Arc::new(SystemClock),

@@ -12,6 +12,7 @@ mod cmd_rules;
 mod cmd_run;
 mod cmd_verify;
 mod config;
+mod trim;
 
 use std::process::ExitCode;
 

@@ -491,6 +491,12 @@ pub struct PipelineConfig {
     /// How often a long run logs a one-line progress summary; `0s` turns it off.
     #[serde(with = "humantime_serde")]
     pub progress_interval: Duration,
+    /// How often `rampart run` hands the memory glibc's malloc keeps after it is freed
+    /// back to the system (`malloc_trim`); `0s` turns it off. Without it the resident
+    /// set of a long run climbs while the live heap stays level (docs/performance.md,
+    /// "What grows"). Nothing on other allocators.
+    #[serde(with = "humantime_serde")]
+    pub heap_trim_interval: Duration,
 }
 
 impl Default for PipelineConfig {
@@ -498,6 +504,7 @@ impl Default for PipelineConfig {
         Self {
             channel_capacity: 4,
             progress_interval: Duration::from_secs(30),
+            heap_trim_interval: Duration::from_secs(1),
         }
     }
 }

@@ -505,3 +505,53 @@ fn secrets_never_appear_in_logs_summaries_errors_or_metrics() {
         }
     }
 }
+
+/// The names of the threads of process `pid`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
+/// `pipeline.heap-trim-interval`: a run hands glibc's freed memory back on a thread of
+/// its own (the resident set of a long run stays level, docs/performance.md), and `0s`
+/// turns it off.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_run_trims_the_heap_on_a_thread_of_its_own_unless_turned_off() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    for (interval, expected) in [(None, true), (Some("0s"), false)] {
+        let mut cmd = rampart();
+        if let Some(i) = interval {
+            cmd.env("RAMPART_PIPELINE__HEAP_TRIM_INTERVAL", i);
+        }
+        let mut child = cmd
+            .env("RAMPART_LOG", "info")
+            .args(["run", "--source", "-", "--archive"])
+            .arg(dir.path().join("archive"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The pipeline starts after the trimming thread would have.
+        let mut log = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let started = log
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("pipeline starting"));
+        assert!(started, "the run did not start");
+        let names = thread_names(child.id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            names.iter().any(|n| n == "malloc-trim"),
+            expected,
+            "heap-trim-interval {interval:?}: threads {names:?}"
+        );
+    }
+}
