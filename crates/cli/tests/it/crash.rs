@@ -25,7 +25,10 @@ fn a_killed_run_restarted_archives_every_line_exactly_once() {
         "in.jsonl",
         rampart_gen::GenConfig {
             bad_rate: 0.01,
-            ..small(300_000, 41)
+            // Large enough that the third run is still going after its three commits
+            // (a run commits about every second; 300,000 lines were all archived by
+            // then on a quiet machine, with the debug build).
+            ..small(600_000, 41)
         },
     );
     let total = g.stats.total();
