@@ -11,10 +11,12 @@
 //! the buffer holds about the limit plus one read chunk at most (its allocation at most
 //! about twice that, [`FileSource::buffer_high_water`]), however long the line (a multi-GB line, or `/dev/zero` on stdin, end as one dead letter).
 
-use std::sync::Arc;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::task::JoinHandle;
 
 use crate::{Error, Result};
 
@@ -87,10 +89,60 @@ impl LineChunk {
     }
 }
 
+/// Where the bytes come from.
+enum Reader {
+    /// A file, read on a blocking thread straight into the chunk's buffer (tokio's file
+    /// reads into a buffer of its own and copies from it). The file and the buffer are
+    /// in the read in flight, if any.
+    File(Option<std::fs::File>),
+    /// Standard input, or any reader.
+    Stream(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+/// A read in flight on a blocking thread: the file, the buffer and how many bytes came.
+type Reading = JoinHandle<(std::fs::File, BytesMut, std::io::Result<usize>)>;
+
+/// Buffers of chunks handed back once decoded (see [`FileSource::recycler`]).
+#[derive(Debug, Clone, Default)]
+pub struct Recycler(Arc<Mutex<Vec<BytesMut>>>);
+
+/// Buffers kept for reuse at most: the chunks in the queues between the stages.
+const RECYCLED_MAX: usize = 16;
+
+impl Recycler {
+    /// Gives back the data of a chunk that is no longer needed. Its buffer is read into
+    /// again when nothing else holds it: reused memory is already mapped, where a new
+    /// buffer of a few MiB costs a page fault per page.
+    pub fn give(&self, data: Bytes) {
+        let Ok(buf) = data.try_into_mut() else {
+            return; // still shared: freed when the last holder drops it
+        };
+        if let Ok(mut spare) = self.0.lock()
+            && spare.len() < RECYCLED_MAX
+        {
+            spare.push(buf);
+        }
+    }
+
+    fn take(&self, capacity: usize) -> Option<BytesMut> {
+        let mut spare = self.0.lock().ok()?;
+        while let Some(mut buf) = spare.pop() {
+            if buf.capacity() >= capacity {
+                buf.clear();
+                return Some(buf);
+            }
+        }
+        None
+    }
+}
+
 /// Reads a JSON-lines file (or stdin) in chunks of about `chunk_bytes` whole lines.
 pub struct FileSource {
     path: Arc<str>,
-    reader: Box<dyn AsyncRead + Send + Unpin>,
+    reader: Reader,
+    /// The read in flight, kept across a cancelled [`FileSource::next_chunk`].
+    reading: Option<Reading>,
+    recycler: Recycler,
     chunk_bytes: usize,
     /// Lines longer than this are handed on truncated (see the module docs).
     max_line_bytes: usize,
@@ -116,19 +168,29 @@ impl std::fmt::Debug for FileSource {
 impl FileSource {
     /// Opens `location`: `-` for standard input, `file:///abs/path`, or a plain path.
     pub async fn open(location: &str, chunk_bytes: usize) -> Result<Self> {
-        let (label, reader): (String, Box<dyn AsyncRead + Send + Unpin>) = if location == "-" {
-            ("-".to_string(), Box::new(tokio::io::stdin()))
-        } else {
-            let path = file_path(location)?;
-            let file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|source| Error::Open {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-            (path.display().to_string(), Box::new(file))
-        };
-        Ok(Self::from_reader(label, reader, chunk_bytes))
+        if location == "-" {
+            return Ok(Self::from_reader(
+                "-",
+                Box::new(tokio::io::stdin()),
+                chunk_bytes,
+            ));
+        }
+        let path = file_path(location)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|source| Error::Open {
+                path: path.display().to_string(),
+                source,
+            })?
+            .into_std()
+            .await;
+        let mut source = Self::from_reader(
+            path.display().to_string(),
+            Box::new(tokio::io::empty()),
+            chunk_bytes,
+        );
+        source.reader = Reader::File(Some(file));
+        Ok(source)
     }
 
     /// A source over any reader, labelled `label` in `source_file`. The label `-`
@@ -143,7 +205,9 @@ impl FileSource {
         Self {
             eager: path.as_ref() == "-",
             path,
-            reader,
+            reader: Reader::Stream(reader),
+            reading: None,
+            recycler: Recycler::default(),
             chunk_bytes: chunk_bytes.max(1),
             max_line_bytes: usize::MAX,
             buf: BytesMut::with_capacity(chunk_bytes.max(1)),
@@ -165,6 +229,12 @@ impl FileSource {
     /// The largest capacity, in bytes, the read buffer has had so far.
     pub fn buffer_high_water(&self) -> usize {
         self.high_water
+    }
+
+    /// Where the pipeline gives back the data of chunks it has decoded, for their
+    /// buffers to be read into again.
+    pub fn recycler(&self) -> Recycler {
+        self.recycler.clone()
     }
 
     /// The source's label as stored in `source_file`.
@@ -196,7 +266,15 @@ impl FileSource {
                 if split_at == 0 {
                     return Ok(None);
                 }
-                let data = self.buf.split_to(split_at).freeze();
+                // The lines go; what follows them (the start of the next line) moves
+                // to the next buffer.
+                let mut next = self
+                    .recycler
+                    .take(self.chunk_bytes)
+                    .unwrap_or_else(|| BytesMut::with_capacity(self.chunk_bytes));
+                next.extend_from_slice(&self.buf[split_at..]);
+                self.buf.truncate(split_at);
+                let data = std::mem::replace(&mut self.buf, next).freeze();
                 let chunk = LineChunk {
                     path: Arc::clone(&self.path),
                     first_line: self.next_line,
@@ -221,7 +299,7 @@ impl FileSource {
             if let Some(nl) = memchr::memchr(b'\n', &self.buf) {
                 len += nl as u64;
                 last = nl.checked_sub(1).map(|i| self.buf[i]).or(last);
-                self.buf.advance(nl + 1);
+                bytes::Buf::advance(&mut self.buf, nl + 1);
                 break;
             }
             len += self.buf.len() as u64;
@@ -250,15 +328,17 @@ impl FileSource {
     async fn fill(&mut self, target: usize) -> Result<()> {
         while self.buf.len() < target && !self.eof {
             self.buf.reserve(target - self.buf.len());
-            let n = self
-                .reader
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|source| Error::Read {
-                    path: self.path.to_string(),
-                    line: self.next_line.saturating_sub(1),
-                    source,
-                })?;
+            let read = match &mut self.reader {
+                Reader::Stream(reader) => {
+                    // At most up to `target`, however much room the buffer has.
+                    let room = target - self.buf.len();
+                    reader
+                        .read_buf(&mut bytes::BufMut::limit(&mut self.buf, room))
+                        .await
+                }
+                Reader::File(_) => self.read_file(target).await,
+            };
+            let n = read.map_err(|source| self.read_error(source))?;
             self.high_water = self.high_water.max(self.buf.capacity());
             if n == 0 {
                 self.eof = true;
@@ -269,6 +349,81 @@ impl FileSource {
         }
         Ok(())
     }
+}
+
+impl FileSource {
+    /// Reads the file until the buffer holds `target` bytes or the file ends, on a
+    /// blocking thread. Cancel-safe: a read cut short is picked up by the next call.
+    async fn read_file(&mut self, target: usize) -> std::io::Result<usize> {
+        let reading = match self.reading.as_mut() {
+            Some(reading) => reading,
+            None => {
+                let Reader::File(file) = &mut self.reader else {
+                    return Err(std::io::Error::other("not a file"));
+                };
+                let Some(mut f) = file.take() else {
+                    return Err(std::io::Error::other(
+                        "the file was lost by a read that did not finish",
+                    ));
+                };
+                let mut buf = std::mem::take(&mut self.buf);
+                // Not SpawnedTask (the pipeline's, which aborts on drop): the handle
+                // stays in the source when the caller's future is dropped, so that the
+                // bytes read are not lost; a panic comes back as a read error.
+                #[expect(
+                    clippy::disallowed_methods,
+                    reason = "the handle outlives a cancelled call"
+                )]
+                let handle = tokio::task::spawn_blocking(move || {
+                    let n = read_into(&mut f, &mut buf, target);
+                    (f, buf, n)
+                });
+                self.reading.insert(handle)
+            }
+        };
+        let done = reading.await;
+        self.reading = None;
+        let (f, buf, n) = done.map_err(std::io::Error::other)?;
+        if let Reader::File(file) = &mut self.reader {
+            *file = Some(f);
+        }
+        self.buf = buf;
+        n
+    }
+
+    fn read_error(&self, source: std::io::Error) -> Error {
+        Error::Read {
+            path: self.path.to_string(),
+            line: self.next_line.saturating_sub(1),
+            source,
+        }
+    }
+}
+
+/// Reads from `file` onto the end of `buf` until it holds `target` bytes or the file
+/// ends; the bytes read. The room is zeroed first (memory a recycled buffer has mapped
+/// already), then read into directly.
+fn read_into(
+    file: &mut std::fs::File,
+    buf: &mut BytesMut,
+    target: usize,
+) -> std::io::Result<usize> {
+    let start = buf.len();
+    buf.resize(target.max(start), 0);
+    let mut filled = start;
+    let result = loop {
+        if filled == buf.len() {
+            break Ok(filled - start);
+        }
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break Ok(filled - start),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    buf.truncate(filled);
+    result
 }
 
 fn file_path(location: &str) -> Result<std::path::PathBuf> {
@@ -510,5 +665,114 @@ mod tests {
                 .contains("kafka://")
         );
         assert!(file_path("rel/x.jsonl").unwrap().is_absolute());
+    }
+
+    /// A file of lines of every length from empty to longer than most chunk sizes,
+    /// without a `\n` at its end; the lines, by splitting the bytes at every `\n`.
+    fn sample_file(dir: &std::path::Path) -> (std::path::PathBuf, Vec<Vec<u8>>) {
+        let mut text = Vec::new();
+        for i in 0..300usize {
+            text.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, (i * 7) % 53));
+            text.push(b'\n');
+        }
+        text.extend_from_slice(b"last");
+        let path = dir.join("in.jsonl");
+        std::fs::write(&path, &text).unwrap();
+        let lines = text.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+        (path, lines)
+    }
+
+    /// Every line of `chunks`, checking that each chunk starts at the next line number.
+    fn lines_of(chunks: &[LineChunk]) -> Vec<Vec<u8>> {
+        let mut next = 1;
+        let mut lines = Vec::new();
+        for c in chunks {
+            assert_eq!(c.first_line, next);
+            next += c.line_count();
+            lines.extend(c.lines().map(<[u8]>::to_vec));
+        }
+        lines
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_is_read_into_chunks_of_whole_lines_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, expected) = sample_file(dir.path());
+        for size in [1, 2, 7, 64, 100, 4096, 1 << 20] {
+            let mut src = FileSource::open(path.to_str().unwrap(), size)
+                .await
+                .unwrap();
+            let mut got = Vec::new();
+            while let Some(c) = src.next_chunk().await.unwrap() {
+                assert!(
+                    c.data.len() <= size.max(60) + 60,
+                    "chunk size {size}: a chunk of {} bytes",
+                    c.data.len()
+                );
+                got.push(c);
+            }
+            assert_eq!(lines_of(&got), expected, "chunk size {size}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn buffers_given_back_are_read_into_again_unless_still_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, expected) = sample_file(dir.path());
+        let mut src = FileSource::open(path.to_str().unwrap(), 256).await.unwrap();
+        let recycler = src.recycler();
+        let spare = || recycler.0.lock().unwrap().len();
+        let mut lines = Vec::new();
+        let mut chunks = 0;
+        while let Some(c) = src.next_chunk().await.unwrap() {
+            chunks += 1;
+            assert_eq!(
+                spare(),
+                0,
+                "the buffer given back was taken for the next chunk"
+            );
+            lines.push(c.clone());
+            if chunks % 2 == 0 {
+                // Still held elsewhere (the copy in `lines`): not taken.
+                recycler.give(c.data.clone());
+                assert_eq!(spare(), 0, "a buffer still shared was kept for reuse");
+                let alone = Bytes::copy_from_slice(&c.data);
+                recycler.give(alone);
+            } else {
+                recycler.give(Bytes::from(vec![0u8; 4096]));
+            }
+            assert_eq!(spare(), 1, "a buffer no one else holds is kept for reuse");
+        }
+        assert!(chunks > 10, "{chunks} chunks");
+        assert_eq!(lines_of(&lines), expected);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_cut_short_loses_no_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, expected) = sample_file(dir.path());
+        let mut src = FileSource::open(path.to_str().unwrap(), 64).await.unwrap();
+        let mut got = Vec::new();
+        let mut cut = 0;
+        loop {
+            // Each call is first given no time at all: the read it starts in the
+            // background is picked up by the call after.
+            let once = {
+                let mut call = std::pin::pin!(src.next_chunk());
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                call.as_mut().poll(&mut cx)
+            };
+            let chunk = match once {
+                std::task::Poll::Ready(chunk) => chunk.unwrap(),
+                std::task::Poll::Pending => {
+                    cut += 1;
+                    src.next_chunk().await.unwrap()
+                }
+            };
+            let Some(c) = chunk else { break };
+            got.push(c);
+        }
+        assert!(cut > 0, "no call was cut short");
+        assert_eq!(lines_of(&got), expected);
     }
 }

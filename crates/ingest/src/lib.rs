@@ -37,5 +37,5 @@ mod scan;
 
 pub use decode::{Decoded, Decoder, Outcome, Rejection};
 pub use error::{Error, Result};
-pub use file::{FileSource, LineChunk};
+pub use file::{FileSource, LineChunk, Recycler};
 pub use kafka::{ConsumerLag, KafkaBatch, KafkaLocation, KafkaRecord, KafkaSource};

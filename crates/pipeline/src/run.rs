@@ -106,6 +106,11 @@ pub(crate) async fn run_source(
         Input::Kafka(k) => (k.label(), Some(k.topic().to_string())),
     };
     let is_file = matches!(input, Input::File(_));
+    // Decoded chunks give their buffers back to the file source, to be read into again.
+    let recycler = match &input {
+        Input::File(f) => Some(f.recycler()),
+        Input::Kafka(_) => None,
+    };
     let ledger = Ledger::load(&archive).await?;
     // Files that no manifest lists were left by a crash (or a writer long gone).
     let orphans = rampart_sink::remove_orphans(
@@ -408,7 +413,11 @@ pub(crate) async fn run_source(
                     } else {
                         Cover::default()
                     };
-                    (decoder.push_lines(&chunk, clock.now_micros()), cover)
+                    let decoded = decoder.push_lines(&chunk, clock.now_micros());
+                    if let Some(r) = &recycler {
+                        r.give(chunk.data);
+                    }
+                    (decoded, cover)
                 }
                 RawChunk::Kafka(batch) => (
                     decoder.push_kafka(&batch, clock.now_micros()),
