@@ -1060,7 +1060,16 @@ fn a_broker_outage_mid_run_is_waited_out_and_loses_nothing() {
     assert_eq!(
         coverage(&archive, &topic),
         (EVENTS, EVENTS, 0),
-        "every record once; the run's log:\n{}",
+        "every record once; per partition (rows, lowest and highest offset): {:?}\n\
+         the run's log:\n{}",
+        query_json(
+            &archive,
+            "SELECT kafka_partition AS p, count(*) AS n, min(kafka_offset) AS lo, \
+                    max(kafka_offset) AS hi \
+             FROM (SELECT kafka_partition, kafka_offset FROM events UNION ALL \
+                   SELECT kafka_partition, kafka_offset FROM dead_letters) \
+             GROUP BY kafka_partition ORDER BY kafka_partition"
+        ),
         log()
     );
     let dead_rows = query_json(&archive, "SELECT count(*) AS n FROM dead_letters");
