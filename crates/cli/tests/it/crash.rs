@@ -93,11 +93,10 @@ fn a_killed_run_restarted_archives_every_line_exactly_once() {
             && expected.iter().any(|r| r.starts_with("attack_rates")),
         "the input produces window results"
     );
-    let got = window_results(&archive);
-    assert_eq!(got.len(), expected.len(), "window result rows");
-    assert!(
-        got == expected,
-        "window results differ from the uninterrupted run"
+    assert_window_results(
+        &archive,
+        &expected,
+        "window results differ from the uninterrupted run",
     );
 
     // What the kills left uncommitted was removed at restart: every data file on disk

@@ -292,11 +292,10 @@ fn a_kafka_run_killed_at_random_moments_archives_every_record_once_with_the_unin
         (total, total, 0),
         "every record once"
     );
-    let got = window_results(&archive);
-    assert_eq!(got.len(), expected.len(), "window result rows");
-    assert!(
-        got == expected,
-        "window results differ from the uninterrupted run"
+    assert_window_results(
+        &archive,
+        &expected,
+        "window results differ from the uninterrupted run",
     );
 }
 
@@ -387,11 +386,10 @@ fn two_members_of_one_group_share_the_topic_and_archive_every_record_once() {
         expected.iter().any(|r| r.starts_with("policy_hits")),
         "the input produces window results"
     );
-    let got = window_results(&archive);
-    assert_eq!(got.len(), expected.len(), "window result rows");
-    assert!(
-        got == expected,
-        "the members' window results differ from one instance's"
+    assert_window_results(
+        &archive,
+        &expected,
+        "the members' window results differ from one instance's",
     );
 }
 
@@ -460,11 +458,10 @@ fn a_member_stopped_by_sigterm_leaves_its_open_windows_to_the_next_member() {
         }),
         "the window open at the stop has results"
     );
-    let got = window_results(&archive);
-    assert_eq!(got.len(), expected.len(), "window result rows");
-    assert!(
-        got == expected,
-        "the results across the stop differ from one instance's"
+    assert_window_results(
+        &archive,
+        &expected,
+        "the results across the stop differ from one instance's",
     );
 }
 

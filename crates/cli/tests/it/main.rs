@@ -232,3 +232,12 @@ pub(crate) fn window_results(archive: &Path) -> Vec<String> {
     rows.sort();
     rows
 }
+
+/// Asserts that `archive` holds the window results `expected` (from [`window_results`]),
+/// row count first; `differ` says what differs when the rows do.
+#[track_caller]
+pub(crate) fn assert_window_results(archive: &Path, expected: &[String], differ: &str) {
+    let got = window_results(archive);
+    assert_eq!(got.len(), expected.len(), "window result rows");
+    assert!(got == expected, "{differ}");
+}
