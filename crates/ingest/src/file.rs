@@ -184,13 +184,11 @@ impl FileSource {
             })?
             .into_std()
             .await;
-        let mut source = Self::from_reader(
+        Ok(Self::new(
             path.display().to_string(),
-            Box::new(tokio::io::empty()),
+            Reader::File(Some(file)),
             chunk_bytes,
-        );
-        source.reader = Reader::File(Some(file));
-        Ok(source)
+        ))
     }
 
     /// A source over any reader, labelled `label` in `source_file`. The label `-`
@@ -201,11 +199,15 @@ impl FileSource {
         reader: Box<dyn AsyncRead + Send + Unpin>,
         chunk_bytes: usize,
     ) -> Self {
+        Self::new(label, Reader::Stream(reader), chunk_bytes)
+    }
+
+    fn new(label: impl Into<Arc<str>>, reader: Reader, chunk_bytes: usize) -> Self {
         let path: Arc<str> = label.into();
         Self {
             eager: path.as_ref() == "-",
             path,
-            reader: Reader::Stream(reader),
+            reader,
             reading: None,
             recycler: Recycler::default(),
             chunk_bytes: chunk_bytes.max(1),
@@ -327,11 +329,11 @@ impl FileSource {
     /// reads once, so that what has arrived is not held back.
     async fn fill(&mut self, target: usize) -> Result<()> {
         while self.buf.len() < target && !self.eof {
-            self.buf.reserve(target - self.buf.len());
             let read = match &mut self.reader {
                 Reader::Stream(reader) => {
                     // At most up to `target`, however much room the buffer has.
                     let room = target - self.buf.len();
+                    self.buf.reserve(room);
                     reader
                         .read_buf(&mut bytes::BufMut::limit(&mut self.buf, room))
                         .await
@@ -401,8 +403,9 @@ impl FileSource {
 }
 
 /// Reads from `file` onto the end of `buf` until it holds `target` bytes or the file
-/// ends; the bytes read. The room is zeroed first (memory a recycled buffer has mapped
-/// already), then read into directly.
+/// ends; the bytes read. The room is made and zeroed first (memory a recycled buffer
+/// has mapped already), then read into directly. (Here, not before the read is started:
+/// while a read is in flight the source's own buffer is an empty stand-in.)
 fn read_into(
     file: &mut std::fs::File,
     buf: &mut BytesMut,

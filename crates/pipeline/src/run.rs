@@ -232,7 +232,6 @@ pub(crate) async fn run_source(
     let mut source_ledger = ledger.clone();
     let source_stage = async move {
         let mut input_bytes = 0u64;
-        let mut interrupted = false;
         let mut first_read: Option<Instant> = None;
         match input {
             Input::File(mut source) => {
@@ -243,7 +242,6 @@ pub(crate) async fn run_source(
                         biased;
                         () = &mut stop => {
                             warn!("signal received: no more reading; draining what was read");
-                            interrupted = true;
                             source_interrupted.store(true, Ordering::SeqCst);
                             break;
                         }
@@ -344,7 +342,6 @@ pub(crate) async fn run_source(
                     }
                     if stopped.load(std::sync::atomic::Ordering::SeqCst) {
                         warn!("signal received: no more reading; draining what was read");
-                        interrupted = true;
                         // Now, before the input ends: the window stage looks at it when
                         // the input ends, and the commits drained below wait for that.
                         source_interrupted.store(true, Ordering::SeqCst);
@@ -392,6 +389,7 @@ pub(crate) async fn run_source(
                 }
             }
         }
+        let interrupted = source_interrupted.load(Ordering::SeqCst);
         Ok::<_, Error>((input_bytes, interrupted, first_read))
     };
     let source_task = SpawnedTask::spawn("source", metrics.watch(Stage::Source, source_stage));
