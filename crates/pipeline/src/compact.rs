@@ -24,7 +24,7 @@
 //! `compact.target-file-bytes`, with data pages of at most [`PAGE_ROWS`] rows so that
 //! the page index (min/max per page, written by default) narrows such a query further,
 //! to a page or two of each row group, and without dictionaries for the time column and
-//! the [`PLAIN_COLUMNS`] (besides the sink's own plain columns), whose dictionaries such a query would otherwise read whole. The sort keeps at most [`SORT_MEMORY_BYTES`] in memory
+//! the [`PLAIN_COLUMNS`] (besides the sink's own plain columns), whose dictionaries such a query would otherwise read whole, and with the min/max statistics the sink leaves out of its unsorted files ([`UNSORTED_NO_STATISTICS`]), which the sort makes narrow. The sort keeps at most [`SORT_MEMORY_BYTES`] in memory
 //! and spills to the temporary directory beyond, so an hour of any size is compacted in
 //! bounded memory.
 //!
@@ -79,7 +79,7 @@ use rampart_core::layout::{MICROS_PER_HOUR, partition_dir};
 use rampart_core::ledger::{Action, Change, FileEntry, Ledger, LedgerError, Removal, State};
 use rampart_core::schema::{self, TableDef};
 use rampart_core::store::Location;
-use rampart_sink::{TableWriter, WrittenFile};
+use rampart_sink::{TableWriter, UNSORTED_NO_STATISTICS, WrittenFile};
 use tracing::{info, instrument, warn};
 
 use crate::task::SpawnedTask;
@@ -534,7 +534,8 @@ async fn rewrite(
     let mut writer = TableWriter::new(table.clone(), location.clone(), &sink, Arc::clone(clock))?
         .with_page_rows(PAGE_ROWS)
         .with_plain_columns(&[table.time_column()])
-        .with_plain_columns(&PLAIN_COLUMNS);
+        .with_plain_columns(&PLAIN_COLUMNS)
+        .with_statistics(UNSORTED_NO_STATISTICS);
     let copied = match copy_sorted(location, table, candidate, &mut writer, SORT_MEMORY_BYTES).await
     {
         Ok(rows) => writer.close_all().await.map(|()| rows).map_err(Error::from),

@@ -39,4 +39,4 @@ mod writer;
 pub use error::{Error, Result};
 pub use orphans::{Orphan, find_orphans, remove_orphans};
 pub use partition::split_by_hour;
-pub use writer::{PLAIN_BY_DEFAULT, TableWriter, WrittenFile};
+pub use writer::{PLAIN_BY_DEFAULT, TableWriter, UNSORTED_NO_STATISTICS, WrittenFile};

@@ -111,6 +111,20 @@ fn event_keys(path: &Path) -> Vec<(String, i64)> {
     keys
 }
 
+/// Whether every row group of the Parquet file at `path` has min/max statistics for
+/// `column`.
+fn has_min_max(path: &Path, column: &str) -> bool {
+    let file = std::fs::File::open(path).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    builder.metadata().row_groups().iter().all(|g| {
+        g.columns()
+            .iter()
+            .find(|c| c.column_path().string() == column)
+            .and_then(|c| c.statistics())
+            .is_some_and(|s| s.min_bytes_opt().is_some())
+    })
+}
+
 fn compact(archive: &Path, older_than: &str) -> String {
     let out = ok(rampart()
         .args(["compact", "--archive"])
@@ -141,6 +155,11 @@ fn compaction_keeps_every_row_once_in_one_sorted_file_per_closed_hour() {
     assert!(!event_partitions.is_empty());
     for p in &event_partitions {
         assert!(before[*p].len() >= 4, "{p}: {} files", before[*p].len());
+        // The sink's files (rows in arrival order) keep min/max for the time and the
+        // resource only; compaction's (sorted by resource) for the other columns too.
+        let file = archive.join(&before[*p][0]);
+        assert!(has_min_max(&file, "ts") && has_min_max(&file, "resource_id"));
+        assert!(!has_min_max(&file, "category") && !has_min_max(&file, "workload"));
     }
     let entries_before = live(&manifests(&archive));
 
@@ -176,6 +195,12 @@ fn compaction_keeps_every_row_once_in_one_sorted_file_per_closed_hour() {
     for p in &event_partitions {
         let files = &after[*p];
         assert_eq!(files.len(), 1, "{p}: {files:?}");
+        for column in ["resource_id", "category", "workload", "user"] {
+            assert!(
+                has_min_max(&archive.join(&files[0]), column),
+                "{p}: no min/max for {column} after compaction"
+            );
+        }
         let keys = event_keys(&archive.join(&files[0]));
         assert!(!keys.is_empty());
         assert!(
