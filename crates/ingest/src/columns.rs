@@ -22,11 +22,12 @@ fn ts_builder() -> TimestampMicrosecondBuilder {
 }
 
 /// Finishes `b` into an array and leaves in its place a builder with room for as many
-/// rows and bytes: the next chunk, about the same size, then appends without the
-/// builder growing (and copying) its buffers again and again.
+/// rows and bytes and an eighth more: the next chunk, about the same size, then appends
+/// without the builder growing (and copying) its buffers again and again.
 fn finish_sized(b: &mut StringBuilder) -> ArrayRef {
     let array = b.finish();
-    *b = StringBuilder::with_capacity(array.len(), array.value_data().len());
+    let (rows, bytes) = (array.len(), array.value_data().len());
+    *b = StringBuilder::with_capacity(rows + rows / 8, bytes + bytes / 8);
     Arc::new(array)
 }
 

@@ -403,30 +403,28 @@ impl FileSource {
 }
 
 /// Reads from `file` onto the end of `buf` until it holds `target` bytes or the file
-/// ends; the bytes read. The room is made and zeroed first (memory a recycled buffer
-/// has mapped already), then read into directly. (Here, not before the read is started:
-/// while a read is in flight the source's own buffer is an empty stand-in.)
+/// ends; the bytes read. The room is made here, not before the read is started (while a
+/// read is in flight the source's own buffer is an empty stand-in). The read goes
+/// through a `Vec` (the buffer's own allocation, moved, not copied) because `read_to_end`
+/// reads into its spare capacity as it is, where a slice to read into would have to be
+/// zeroed first, a write of every byte before the read writes it again.
 fn read_into(
     file: &mut std::fs::File,
     buf: &mut BytesMut,
     target: usize,
 ) -> std::io::Result<usize> {
     let start = buf.len();
-    buf.resize(target.max(start), 0);
-    let mut filled = start;
-    let result = loop {
-        if filled == buf.len() {
-            break Ok(filled - start);
-        }
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break Ok(filled - start),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => break Err(e),
-        }
-    };
-    buf.truncate(filled);
-    result
+    let room = target.saturating_sub(start);
+    let mut vec = Vec::from(std::mem::take(buf));
+    vec.reserve(room);
+    // Bytes read before an error stay in `vec`; `Interrupted` is retried inside.
+    let result = file.take(room as u64).read_to_end(&mut vec);
+    let read = vec.len() - start;
+    // Back without a copy: the `Bytes` made of a `Vec` is its only holder.
+    *buf = Bytes::from(vec)
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+    result.map(|_| read)
 }
 
 fn file_path(location: &str) -> Result<std::path::PathBuf> {
