@@ -55,7 +55,10 @@ fn assemble(
     RecordBatch::try_new(schema, ordered).map_err(|source| Error::Batch { table, source })
 }
 
-/// The source coordinate columns shared by both tables.
+/// The source coordinate columns shared by both tables. A row has either the file's
+/// columns or the Kafka ones, the others null; those nulls are counted and appended a
+/// run at a time (before the next row of the other kind, or at the end), not five per
+/// row.
 #[derive(Debug)]
 struct SourceColumns {
     file: StringBuilder,
@@ -65,6 +68,12 @@ struct SourceColumns {
     offset: Int64Builder,
     timestamp: TimestampMicrosecondBuilder,
     key: BinaryBuilder,
+    /// Rows (of Kafka records) whose file columns are still to be appended, as nulls:
+    /// they are, before the next file line's values.
+    file_nulls: usize,
+    /// Rows (of file lines) whose Kafka columns are still to be appended, as nulls:
+    /// they are, before the next Kafka record's values.
+    kafka_nulls: usize,
 }
 
 impl Default for SourceColumns {
@@ -77,6 +86,8 @@ impl Default for SourceColumns {
             offset: Int64Builder::new(),
             timestamp: ts_builder(),
             key: BinaryBuilder::new(),
+            file_nulls: 0,
+            kafka_nulls: 0,
         }
     }
 }
@@ -85,14 +96,11 @@ impl SourceColumns {
     fn append(&mut self, pos: &SourcePos) {
         match pos {
             SourcePos::File { path, line } => {
+                self.append_file_nulls();
                 self.file.append_value(path);
                 self.line
                     .append_value(i64::try_from(*line).unwrap_or(i64::MAX));
-                self.topic.append_null();
-                self.partition.append_null();
-                self.offset.append_null();
-                self.timestamp.append_null();
-                self.key.append_null();
+                self.kafka_nulls += 1;
             }
             SourcePos::Kafka {
                 topic,
@@ -101,19 +109,40 @@ impl SourceColumns {
                 timestamp_ms,
                 key,
             } => {
-                self.file.append_null();
-                self.line.append_null();
+                self.append_kafka_nulls();
                 self.topic.append_value(topic);
                 self.partition.append_value(*partition);
                 self.offset.append_value(*offset);
                 self.timestamp
                     .append_option(timestamp_ms.map(|ms| ms.saturating_mul(1000)));
                 self.key.append_option(key.as_deref());
+                self.file_nulls += 1;
             }
         }
     }
 
+    fn append_file_nulls(&mut self) {
+        let n = std::mem::take(&mut self.file_nulls);
+        if n > 0 {
+            self.file.append_nulls(n);
+            self.line.append_nulls(n);
+        }
+    }
+
+    fn append_kafka_nulls(&mut self) {
+        let n = std::mem::take(&mut self.kafka_nulls);
+        if n > 0 {
+            self.topic.append_nulls(n);
+            self.partition.append_nulls(n);
+            self.offset.append_nulls(n);
+            self.timestamp.append_nulls(n);
+            self.key.append_nulls(n);
+        }
+    }
+
     fn finish_into(&mut self, out: &mut HashMap<&'static str, ArrayRef>) {
+        self.append_file_nulls();
+        self.append_kafka_nulls();
         out.insert(src::SOURCE_FILE, finish_sized(&mut self.file));
         out.insert(src::SOURCE_LINE, Arc::new(self.line.finish()));
         out.insert(src::KAFKA_TOPIC, Arc::new(self.topic.finish()));
@@ -259,5 +288,78 @@ impl DeadLetterColumns {
         self.source.finish_into(&mut c);
         self.len = 0;
         assemble(schema::DEAD_LETTERS, schema::dead_letters_schema(), c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
+
+    /// Rows of both kinds, interleaved: each row has its own kind's columns and nulls in
+    /// the other's, in order, however the nulls were appended.
+    #[test]
+    fn source_columns_hold_each_rows_coordinates_in_order() {
+        let file = |line| SourcePos::File {
+            path: Arc::from("/f.jsonl"),
+            line,
+        };
+        let kafka = |offset, key: Option<&[u8]>| SourcePos::Kafka {
+            topic: Arc::from("t"),
+            partition: 3,
+            offset,
+            timestamp_ms: Some(offset * 10),
+            key: key.map(Arc::from),
+        };
+        let rows = [
+            file(1),
+            kafka(7, Some(b"k")),
+            kafka(8, None),
+            file(2),
+            file(3),
+            kafka(9, Some(b"j")),
+        ];
+        let mut columns = SourceColumns::default();
+        for pos in &rows {
+            columns.append(pos);
+        }
+        let mut out = HashMap::new();
+        columns.finish_into(&mut out);
+        let col = |name: &str| Arc::clone(&out[name]);
+        for a in out.values() {
+            assert_eq!(a.len(), rows.len());
+        }
+        let (files, lines) = (col(src::SOURCE_FILE), col(src::SOURCE_LINE));
+        let (topics, parts) = (col(src::KAFKA_TOPIC), col(src::KAFKA_PARTITION));
+        let (offsets, times) = (col(src::KAFKA_OFFSET), col(src::KAFKA_TIMESTAMP));
+        let keys = col(src::KAFKA_KEY);
+        for (i, pos) in rows.iter().enumerate() {
+            match pos {
+                SourcePos::File { path, line } => {
+                    assert_eq!(files.as_string::<i32>().value(i), &**path);
+                    assert_eq!(lines.as_primitive::<Int64Type>().value(i), *line as i64);
+                    for kafka_column in [&topics, &parts, &offsets, &times, &keys] {
+                        assert!(kafka_column.is_null(i), "row {i}: {kafka_column:?}");
+                    }
+                }
+                SourcePos::Kafka {
+                    offset,
+                    timestamp_ms,
+                    key,
+                    ..
+                } => {
+                    assert!(files.is_null(i) && lines.is_null(i), "row {i}");
+                    assert_eq!(topics.as_string::<i32>().value(i), "t");
+                    assert_eq!(parts.as_primitive::<Int32Type>().value(i), 3);
+                    assert_eq!(offsets.as_primitive::<Int64Type>().value(i), *offset);
+                    let micros = timestamp_ms.unwrap() * 1000;
+                    let ts = times.as_primitive::<TimestampMicrosecondType>();
+                    assert_eq!(ts.value(i), micros);
+                    let got = (!keys.is_null(i)).then(|| keys.as_binary::<i32>().value(i));
+                    assert_eq!(got, key.as_deref(), "row {i}");
+                }
+            }
+        }
     }
 }

@@ -175,7 +175,8 @@ impl Decoder {
     }
 
     /// Decodes every line of a chunk of a JSON-lines source. A trailing `\r` is removed
-    /// from each line. Returns the number of lines accepted and dead-lettered.
+    /// from each line. Returns the number of lines accepted and dead-lettered: every
+    /// line is one or the other, so their sum is the chunk's line count.
     ///
     /// A line over `decode.max-message-bytes` (whether the source read it whole or
     /// handed on only its start, [`LineChunk::oversized`]) is one `too_large` dead

@@ -405,13 +405,15 @@ pub(crate) async fn run_source(
             decode_metrics.busy(Stage::Decode);
             let ((accepted, dead), cover) = match chunk {
                 RawChunk::Lines(chunk) => {
-                    let count = chunk.line_count();
+                    let decoded = decoder.push_lines(&chunk, clock.now_micros());
+                    // Each line is accepted or dead-lettered, once: no second pass over
+                    // the chunk to count them.
+                    let count = decoded.0 + decoded.1;
                     let cover = if count > 0 {
                         Cover::lines(chunk.first_line, chunk.first_line + count - 1)
                     } else {
                         Cover::default()
                     };
-                    let decoded = decoder.push_lines(&chunk, clock.now_micros());
                     if let Some(r) = &recycler {
                         r.give(chunk.data);
                     }

@@ -659,7 +659,8 @@ impl WindowEngine {
         }
 
         // Event rules over on-time events; their hits, and remedies over all events.
-        let mut changes: BTreeMap<usize, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+        // (row, is a hit, rule): sorted by row, remedies before hits, each in rule order.
+        let mut changes: Vec<(usize, bool, usize)> = Vec::new();
         for ((k, rule), index) in self.event_rules.iter().enumerate().zip(0..) {
             for row in rows_of(&planner.run(&rule.info.id, &rule.plan).await?)? {
                 let Some(res) = cols
@@ -678,7 +679,7 @@ impl WindowEngine {
                     .or_default()
                     .add(1, str_opt(cols.workload, row), names)?;
                 if rule.info.violation {
-                    changes.entry(row).or_default().1.push(k);
+                    changes.push((row, true, k));
                 }
             }
         }
@@ -688,15 +689,16 @@ impl WindowEngine {
                 let Some(remedy) = &rule.remedy else { continue };
                 let what = format!("{} remedy", rule.info.id);
                 for row in rows_of(&planner.run(&what, remedy).await?)? {
-                    changes.entry(row).or_default().0.push(k);
+                    changes.push((row, false, k));
                 }
             }
         }
-        for (row, (remedies, hits)) in changes {
+        changes.sort_unstable();
+        for (row, hit, k) in changes {
             let resource = cols.resource.value(row);
             let resource_sym = names.intern(resource)?;
             let at = cols.ts.value(row);
-            for k in remedies {
+            if !hit {
                 let rule = &self.event_rules[k];
                 let key = (resource_sym, names.intern(&rule.info.id)?);
                 // A remedy that happened before the violation began does not end it.
@@ -718,8 +720,7 @@ impl WindowEngine {
                         resolved_by: Some(cols.event_ref(row)),
                     });
                 }
-            }
-            for k in hits {
+            } else {
                 let rule = &self.event_rules[k];
                 let key = (resource_sym, names.intern(&rule.info.id)?);
                 if self.open.contains_key(&key) {
