@@ -183,11 +183,6 @@ impl WindowStage {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut pending: Option<Staged> = None;
-        let engine_reads = self
-            .engine
-            .as_ref()
-            .map(WindowEngine::event_columns_read)
-            .unwrap_or_default();
         loop {
             let staged = match pending.take() {
                 Some(s) => s,
@@ -267,9 +262,8 @@ impl WindowStage {
                     }
                     let mut out = Outputs::default();
                     if let Some(engine) = self.engine.as_mut() {
-                        let joined = join_for_engine(&events, &engine_reads)?;
-                        for (p, events) in by_partition(&joined)? {
-                            out.extend(engine.process(p, &events).await?);
+                        for (p, events) in by_partition(&events)? {
+                            out.extend(engine.process_batches(p, &events).await?);
                         }
                     }
                     // Dead letters to their topic (enqueued; the sink flushes before it
@@ -526,8 +520,8 @@ struct Coalesced {
 /// `first` and the data chunks already waiting behind it, up to [`WINDOW_BATCH_ROWS`]
 /// rows, taken together (read at the time of the first). A marker met on the way is kept
 /// in `pending`, so it is handled after the rows before it. The batches are not joined:
-/// the sink writes them one after another, and the engine gets them joined by
-/// [`join_for_engine`].
+/// the sink writes them one after another, and the engine takes them as they are
+/// ([`WindowEngine::process_batches`]).
 fn coalesce(
     first: DecodedChunk,
     rx: &mut mpsc::Receiver<Staged>,
@@ -557,70 +551,38 @@ fn coalesce(
     taken
 }
 
-/// `batches` of events as one batch for the window engine. Only the columns the engine
-/// reads (`reads`, from [`WindowEngine::event_columns_read`]) and those that cannot be
-/// null are joined; the others are all null, since their values are never read, and
-/// joining them (the free text above all) was most of the cost of joining.
-fn join_for_engine(batches: &[RecordBatch], reads: &[bool]) -> Result<RecordBatch> {
-    let failed = |e: arrow::error::ArrowError| Error::Stage {
-        stage: "window",
-        message: format!("cannot join batches: {e}"),
-    };
-    let (first, rest) = match batches {
-        [] => return Ok(RecordBatch::new_empty(schema::events_schema())),
-        [one] => return Ok(one.clone()),
-        [first, rest @ ..] => (first, rest),
-    };
-    let schema = first.schema();
-    let rows = first.num_rows() + rest.iter().map(RecordBatch::num_rows).sum::<usize>();
-    let columns = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, field)| {
-            if reads.get(i).copied().unwrap_or(true) || !field.is_nullable() {
-                let arrays: Vec<&dyn Array> =
-                    batches.iter().map(|b| b.column(i).as_ref()).collect();
-                arrow::compute::concat(&arrays).map_err(failed)
-            } else {
-                Ok(arrow::array::new_null_array(field.data_type(), rows))
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
-    RecordBatch::try_new(schema, columns).map_err(failed)
-}
-
-/// The rows of `events` per source partition (the Kafka partition; 0 for a file), each
-/// in arrival order.
-fn by_partition(events: &RecordBatch) -> Result<Vec<(i32, RecordBatch)>> {
-    if events.num_rows() == 0 {
-        return Ok(Vec::new());
-    }
-    let Some(parts) = events
-        .column_by_name(src::KAFKA_PARTITION)
-        .and_then(|c| c.as_primitive_opt::<Int32Type>())
-    else {
-        return Ok(vec![(0, events.clone())]);
-    };
-    let partition = |i: usize| if parts.is_valid(i) { parts.value(i) } else { 0 };
-    let first = partition(0);
-    if (0..parts.len()).all(|i| partition(i) == first) {
-        return Ok(vec![(first, events.clone())]);
-    }
-    let mut rows: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
-    for i in 0..parts.len() {
-        rows.entry(partition(i)).or_default().push(i as u32);
-    }
-    rows.into_iter()
-        .map(|(p, idx)| {
-            take_record_batch(events, &UInt32Array::from(idx))
-                .map(|b| (p, b))
-                .map_err(|e| Error::Stage {
+/// The rows of `batches` per source partition (the Kafka partition; 0 for a file), each
+/// partition's batches in arrival order. A batch of one partition is handed on as it is.
+fn by_partition(batches: &[RecordBatch]) -> Result<BTreeMap<i32, Vec<RecordBatch>>> {
+    let mut out: BTreeMap<i32, Vec<RecordBatch>> = BTreeMap::new();
+    for events in batches.iter().filter(|b| b.num_rows() > 0) {
+        let Some(parts) = events
+            .column_by_name(src::KAFKA_PARTITION)
+            .and_then(|c| c.as_primitive_opt::<Int32Type>())
+        else {
+            out.entry(0).or_default().push(events.clone());
+            continue;
+        };
+        let partition = |i: usize| if parts.is_valid(i) { parts.value(i) } else { 0 };
+        let first = partition(0);
+        if (0..parts.len()).all(|i| partition(i) == first) {
+            out.entry(first).or_default().push(events.clone());
+            continue;
+        }
+        let mut rows: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
+        for i in 0..parts.len() {
+            rows.entry(partition(i)).or_default().push(i as u32);
+        }
+        for (p, idx) in rows {
+            let part =
+                take_record_batch(events, &UInt32Array::from(idx)).map_err(|e| Error::Stage {
                     stage: "window",
                     message: format!("cannot split a batch by partition: {e}"),
-                })
-        })
-        .collect()
+                })?;
+            out.entry(p).or_default().push(part);
+        }
+    }
+    Ok(out)
 }
 
 /// The window stage's outputs as archive batches.
@@ -677,32 +639,54 @@ mod tests {
         RecordBatch::try_new(schema, columns).unwrap()
     }
 
+    /// `events(from, rows)` with each row's Kafka partition from `partitions`.
+    fn on_partitions(from: i64, partitions: &[i32]) -> RecordBatch {
+        let b = events(from, partitions.len() as i64);
+        let i = b.schema().index_of(src::KAFKA_PARTITION).unwrap();
+        let mut columns = b.columns().to_vec();
+        columns[i] = Arc::new(arrow::array::Int32Array::from(partitions.to_vec()));
+        RecordBatch::try_new(b.schema(), columns).unwrap()
+    }
+
     #[test]
-    fn the_engine_gets_the_columns_it_reads_joined_and_the_others_null() {
-        let schema = schema::events_schema();
-        let batches = [events(1, 3), events(4, 2), events(6, 4)];
-        let whole = arrow::compute::concat_batches(&schema, &batches).unwrap();
-        let reads: Vec<bool> = schema
-            .fields()
-            .iter()
-            .map(|f| [src::SOURCE_LINE, "category", "classification"].contains(&f.name().as_str()))
-            .collect();
-        let joined = join_for_engine(&batches, &reads).unwrap();
-        assert_eq!(joined.num_rows(), 9);
-        for (i, field) in schema.fields().iter().enumerate() {
-            let column = joined.column(i);
-            if reads[i] || !field.is_nullable() {
-                assert_eq!(column, whole.column(i), "{} differs", field.name());
-            } else {
-                assert_eq!(column.null_count(), 9, "{} is not null", field.name());
+    fn each_partition_gets_its_rows_in_arrival_order_without_joining_batches() {
+        let batches = [
+            on_partitions(1, &[0, 1, 0]),
+            on_partitions(4, &[1, 1]),
+            events(6, 0),
+            on_partitions(6, &[2, 0, 2, 1]),
+        ];
+        // The reference: each row's line, by partition, in the order given.
+        let mut expected: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        for b in &batches {
+            let parts = b.column_by_name(src::KAFKA_PARTITION).unwrap();
+            let lines = b.column_by_name(src::SOURCE_LINE).unwrap();
+            for r in 0..b.num_rows() {
+                expected
+                    .entry(parts.as_primitive::<Int32Type>().value(r))
+                    .or_default()
+                    .push(lines.as_primitive::<arrow::datatypes::Int64Type>().value(r));
             }
         }
-        // Nothing read but the required columns: they alone are joined.
-        let joined = join_for_engine(&batches, &vec![false; reads.len()]).unwrap();
-        assert_eq!(joined.column_by_name("ts"), whole.column_by_name("ts"));
-        assert_eq!(joined.column_by_name("message").unwrap().null_count(), 9);
-        // One batch is handed on as it is.
-        let one = join_for_engine(&batches[..1], &reads).unwrap();
-        assert_eq!(one, batches[0]);
+        let split = by_partition(&batches).unwrap();
+        let lines: BTreeMap<i32, Vec<i64>> = split
+            .iter()
+            .map(|(p, bs)| {
+                let lines = bs.iter().flat_map(|b| {
+                    let l = b.column_by_name(src::SOURCE_LINE).unwrap();
+                    l.as_primitive::<arrow::datatypes::Int64Type>()
+                        .values()
+                        .to_vec()
+                });
+                (*p, lines.collect())
+            })
+            .collect();
+        assert_eq!(lines, expected);
+        // A batch of one partition is handed on whole, not copied.
+        assert_eq!(split[&1][1], batches[1]);
+        // Without a partition column (a file): every row in partition 0.
+        let file = events(1, 3);
+        let file_only = by_partition(std::slice::from_ref(&file)).unwrap();
+        assert_eq!(file_only, BTreeMap::from([(0, vec![file])]));
     }
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMicrosecondType};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
@@ -178,6 +177,8 @@ pub struct WindowEngine {
     open: HashMap<(Sym, Sym), OpenViolation>,
     /// The strings of the state above, each once.
     names: Interner,
+    /// [`WindowEngine::event_columns_read`].
+    reads: Vec<bool>,
 }
 
 impl std::fmt::Debug for WindowEngine {
@@ -222,7 +223,9 @@ impl WindowEngine {
             partitions: BTreeMap::new(),
             open: HashMap::new(),
             names: Interner::default(),
+            reads: Vec::new(),
         };
+        engine.reads = engine.event_columns_read();
         for v in open_violations {
             if v.state == ViolationState::Open {
                 engine.open_again(
@@ -245,8 +248,8 @@ impl WindowEngine {
     /// Which columns of `events` (a flag per field of its schema) the engine reads: the
     /// columns that the window aggregation, the rules and their remedies scan or filter
     /// on, and the ones it reads itself (event time, resource, workload and the source
-    /// coordinates). A caller that joins batches for [`WindowEngine::process`] need only
-    /// join these; the values of the others are never read.
+    /// coordinates). The values of the others are never read: the engine leaves them out
+    /// when it copies the on-time rows of a batch with late events.
     pub fn event_columns_read(&self) -> Vec<bool> {
         let schema = rampart_core::schema::events_schema();
         let rule_schema = crate::plan::rule_events_schema();
@@ -594,12 +597,25 @@ impl WindowEngine {
     /// Takes the next events of `partition` (a batch with the `events` columns, in
     /// arrival order) and returns what closed or changed.
     pub async fn process(&mut self, partition: i32, events: &RecordBatch) -> Result<Outputs> {
+        self.process_batches(partition, std::slice::from_ref(events))
+            .await
+    }
+
+    /// [`process`](Self::process) for events that arrive as several batches (in arrival
+    /// order, one after another): the same as one batch of them all, without joining
+    /// them. The rules run once over all of them, and a rule's `_row` numbers the rows
+    /// across the batches.
+    pub async fn process_batches(
+        &mut self,
+        partition: i32,
+        batches: &[RecordBatch],
+    ) -> Result<Outputs> {
         let mut out = Outputs::default();
-        let n = events.num_rows();
+        let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
         if n == 0 {
             return Ok(out);
         }
-        let cols = Columns::of(events)?;
+        let cols = Rows::of(batches)?;
         let (size, lateness) = (self.size, self.lateness);
         let state = self
             .partitions
@@ -612,28 +628,34 @@ impl WindowEngine {
 
         // Lateness, event by event, in arrival order.
         let mut starts = Vec::with_capacity(n);
-        let mut on_time: Vec<u32> = Vec::with_capacity(n);
+        let mut full = Vec::with_capacity(batches.len());
+        let mut on = Vec::with_capacity(batches.len());
         let assigner = crate::WindowAssigner::from_micros(size);
-        for (i, ts) in cols.ts.values().iter().enumerate() {
-            let (start, end) = assigner.window_of(*ts);
-            starts.push(start);
-            if state.time.observe(*ts, end) {
-                out.late += 1;
-            } else {
-                on_time.push(i as u32);
+        for (events, c) in batches.iter().zip(&cols.batches) {
+            let base = starts.len();
+            let mut on_time: Vec<u32> = Vec::with_capacity(events.num_rows());
+            for (i, ts) in c.ts.values().iter().enumerate() {
+                let (start, end) = assigner.window_of(*ts);
+                starts.push(start);
+                if state.time.observe(*ts, end) {
+                    out.late += 1;
+                } else {
+                    on_time.push(i as u32);
+                }
             }
+            let with = with_window_columns(events, &starts[base..], size, base)?;
+            on.push(if on_time.len() == events.num_rows() {
+                with.clone()
+            } else {
+                take_read(&with, &on_time, &self.reads)?
+            });
+            full.push(with);
         }
-        let full = with_window_columns(events, &starts, size)?;
-        let on = if on_time.len() == n {
-            full.clone()
-        } else {
-            take_record_batch(&full, &arrow::array::UInt32Array::from(on_time)).map_err(internal)?
-        };
 
         // The window aggregation over on-time events.
         let planner = &self.planner;
         let names = &mut self.names;
-        planner.events.set(vec![on]);
+        planner.events.set(on);
         for batch in planner
             .run("the window aggregation", &self.window_plan)
             .await?
@@ -663,11 +685,8 @@ impl WindowEngine {
         let mut changes: Vec<(usize, bool, usize)> = Vec::new();
         for ((k, rule), index) in self.event_rules.iter().enumerate().zip(0..) {
             for row in rows_of(&planner.run(&rule.info.id, &rule.plan).await?)? {
-                let Some(res) = cols
-                    .resource
-                    .is_valid(row)
-                    .then(|| cols.resource.value(row))
-                else {
+                let (c, i) = cols.at(row)?;
+                let Some(res) = str_opt(c.resource, i) else {
                     continue;
                 };
                 state
@@ -677,14 +696,14 @@ impl WindowEngine {
                     .hits
                     .entry((index, names.intern(res)?))
                     .or_default()
-                    .add(1, str_opt(cols.workload, row), names)?;
+                    .add(1, str_opt(c.workload, i), names)?;
                 if rule.info.violation {
                     changes.push((row, true, k));
                 }
             }
         }
         if self.event_rules.iter().any(|r| r.remedy.is_some()) {
-            planner.events.set(vec![full]);
+            planner.events.set(full);
             for (k, rule) in self.event_rules.iter().enumerate() {
                 let Some(remedy) = &rule.remedy else { continue };
                 let what = format!("{} remedy", rule.info.id);
@@ -695,9 +714,10 @@ impl WindowEngine {
         }
         changes.sort_unstable();
         for (row, hit, k) in changes {
-            let resource = cols.resource.value(row);
+            let (c, i) = cols.at(row)?;
+            let resource = c.resource.value(i);
             let resource_sym = names.intern(resource)?;
-            let at = cols.ts.value(row);
+            let at = c.ts.value(i);
             if !hit {
                 let rule = &self.event_rules[k];
                 let key = (resource_sym, names.intern(&rule.info.id)?);
@@ -717,7 +737,7 @@ impl WindowEngine {
                         opened_at: open.opened_at,
                         resolved_at: Some(at),
                         opened_by: open.opened_by.into(),
-                        resolved_by: Some(cols.event_ref(row)),
+                        resolved_by: Some(c.event_ref(i)),
                     });
                 }
             } else {
@@ -726,10 +746,10 @@ impl WindowEngine {
                 if self.open.contains_key(&key) {
                     continue;
                 }
-                let workload = str_opt(cols.workload, row)
+                let workload = str_opt(c.workload, i)
                     .map(|w| names.intern(w))
                     .transpose()?;
-                let opened_by = cols.event_ref(row);
+                let opened_by = c.event_ref(i);
                 self.open.insert(
                     key,
                     OpenViolation {
@@ -1036,6 +1056,41 @@ impl<'a> Columns<'a> {
     }
 }
 
+/// The columns of several batches, with rows numbered across them (as `_row` does).
+struct Rows<'a> {
+    batches: Vec<Columns<'a>>,
+    /// The number of the first row of each batch.
+    firsts: Vec<usize>,
+}
+
+impl<'a> Rows<'a> {
+    fn of(batches: &'a [RecordBatch]) -> Result<Self> {
+        let mut firsts = Vec::with_capacity(batches.len());
+        let mut first = 0;
+        for b in batches {
+            firsts.push(first);
+            first += b.num_rows();
+        }
+        Ok(Self {
+            batches: batches.iter().map(Columns::of).collect::<Result<_>>()?,
+            firsts,
+        })
+    }
+
+    /// The columns of the batch that holds row `row`, and its index there.
+    fn at(&self, row: usize) -> Result<(&Columns<'a>, usize)> {
+        // The last batch that starts at or before `row` (empty batches start where the
+        // next one does, and are passed over).
+        let b = self.firsts.partition_point(|first| *first <= row);
+        b.checked_sub(1)
+            .map(|b| (&self.batches[b], row - self.firsts[b]))
+            .filter(|(c, i)| *i < c.ts.len())
+            .ok_or_else(|| Error::Internal {
+                message: format!("a rule selected row {row}, which the batches do not hold"),
+            })
+    }
+}
+
 fn str_opt(a: &StringArray, i: usize) -> Option<&str> {
     a.is_valid(i).then(|| a.value(i))
 }
@@ -1046,8 +1101,37 @@ fn internal(e: arrow::error::ArrowError) -> Error {
     }
 }
 
-/// `events` plus window_start, window_end and _row, in the rule schema.
-fn with_window_columns(events: &RecordBatch, starts: &[i64], size: i64) -> Result<RecordBatch> {
+/// The rows `rows` of `batch` (in the rule schema), with the values of the `events`
+/// columns no query reads (`reads` is false) left out, all null: taking the free text of
+/// the on-time events only to never read it was most of the cost of a batch with late
+/// events.
+fn take_read(batch: &RecordBatch, rows: &[u32], reads: &[bool]) -> Result<RecordBatch> {
+    let indices = arrow::array::UInt32Array::from(rows.to_vec());
+    let schema = batch.schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .enumerate()
+        .map(|(i, (field, column))| {
+            if reads.get(i).copied().unwrap_or(true) || !field.is_nullable() {
+                arrow::compute::take(column, &indices, None).map_err(internal)
+            } else {
+                Ok(arrow::array::new_null_array(field.data_type(), rows.len()))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema, columns).map_err(internal)
+}
+
+/// `events` plus window_start, window_end and _row (from `first_row` on), in the rule
+/// schema.
+fn with_window_columns(
+    events: &RecordBatch,
+    starts: &[i64],
+    size: i64,
+    first_row: usize,
+) -> Result<RecordBatch> {
     let mut columns = events.columns().to_vec();
     let ends: Vec<i64> = starts.iter().map(|s| s + size).collect();
     columns.push(Arc::new(
@@ -1056,8 +1140,9 @@ fn with_window_columns(events: &RecordBatch, starts: &[i64], size: i64) -> Resul
     columns.push(Arc::new(
         TimestampMicrosecondArray::from(ends).with_timezone("UTC"),
     ));
+    let first = first_row as i64;
     columns.push(Arc::new(Int64Array::from_iter_values(
-        0..starts.len() as i64,
+        first..first + starts.len() as i64,
     )));
     RecordBatch::try_new(rule_events_schema(), columns).map_err(internal)
 }

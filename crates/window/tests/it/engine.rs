@@ -140,7 +140,17 @@ async fn finish(mut h: Harness, mut pending: [Vec<(i64, &Ev)>; 2], mut out: Outp
 
 /// Feeds `stream` (line `i + 1` is `stream[i]`) in batches cut by `cut`: given an event's
 /// index and the size of its partition's pending batch, whether to send the batch after it.
-async fn feed_cut(stream: &[(i32, Ev)], mut cut: impl FnMut(usize, usize) -> bool) -> Outputs {
+async fn feed_cut(stream: &[(i32, Ev)], cut: impl FnMut(usize, usize) -> bool) -> Outputs {
+    feed_cut_in_pieces(stream, cut, None).await
+}
+
+/// [`feed_cut`], each batch sent as a list of batches of `piece` events (and one empty
+/// batch) when `piece` is given.
+async fn feed_cut_in_pieces(
+    stream: &[(i32, Ev)],
+    mut cut: impl FnMut(usize, usize) -> bool,
+    piece: Option<usize>,
+) -> Outputs {
     let mut h = Harness::new().await;
     let mut out = Outputs::default();
     let mut pending: [Vec<(i64, &Ev)>; 2] = [Vec::new(), Vec::new()];
@@ -148,8 +158,19 @@ async fn feed_cut(stream: &[(i32, Ev)], mut cut: impl FnMut(usize, usize) -> boo
         let pending = &mut pending[*p as usize];
         pending.push((i as i64 + 1, e));
         if cut(i, pending.len()) {
-            let b = batch(pending.drain(..));
-            out.extend(h.engine.process(*p, &b).await.expect("process"));
+            let events: Vec<(i64, &Ev)> = pending.drain(..).collect();
+            let processed = match piece {
+                None => h.engine.process(*p, &batch(events)).await,
+                Some(piece) => {
+                    let mut pieces: Vec<RecordBatch> = events
+                        .chunks(piece)
+                        .map(|c| batch(c.iter().copied()))
+                        .collect();
+                    pieces.insert(pieces.len() / 2, batch([]));
+                    h.engine.process_batches(*p, &pieces).await
+                }
+            };
+            out.extend(processed.expect("process"));
         }
     }
     finish(h, pending, out).await
@@ -194,6 +215,12 @@ async fn results_do_not_depend_on_how_events_are_cut_into_batches() {
         })
         .await;
         assert_eq!(split, whole, "random batches, seed {seed}");
+    }
+    // Batches handed as lists of smaller batches: rules run once over each list, and
+    // the rows they select are numbered across its batches.
+    for piece in [1, 7] {
+        let in_pieces = feed_cut_in_pieces(&stream, |_, len| len >= 40, Some(piece)).await;
+        assert_eq!(in_pieces, whole, "lists of batches of {piece}");
     }
 }
 
