@@ -158,7 +158,7 @@ async fn feed_cut_in_pieces(
         let pending = &mut pending[*p as usize];
         pending.push((i as i64 + 1, e));
         if cut(i, pending.len()) {
-            let events: Vec<(i64, &Ev)> = pending.drain(..).collect();
+            let events = std::mem::take(pending);
             let processed = match piece {
                 None => h.engine.process(*p, &batch(events)).await,
                 Some(piece) => {
