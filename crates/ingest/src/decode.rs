@@ -327,6 +327,9 @@ pub(crate) enum Known {
 }
 
 impl Known {
+    /// The field named `key`. One `match` of every name (the optional strings at their
+    /// index in [`OPTIONAL_STRING_FIELDS`], which a test checks): it runs for every key
+    /// of every message, and searching the list compared the key with each name in turn.
     pub(crate) fn of(key: &str) -> Option<Self> {
         Some(match key {
             col::TS => Self::Ts,
@@ -336,7 +339,17 @@ impl Known {
             col::DST_PORT => Self::DstPort,
             col::PATCHED => Self::Patched,
             col::POLICY_ALLOWED => Self::PolicyAllowed,
-            other => Self::Str(OPTIONAL_STRING_FIELDS.iter().position(|f| *f == other)?),
+            col::WORKLOAD => Self::Str(0),
+            col::OUTCOME => Self::Str(1),
+            col::SEVERITY => Self::Str(2),
+            col::SRC_IP => Self::Str(3),
+            col::DST_IP => Self::Str(4),
+            col::PROTOCOL => Self::Str(5),
+            col::USER => Self::Str(6),
+            col::CLASSIFICATION => Self::Str(7),
+            col::VULN_ID => Self::Str(8),
+            col::MESSAGE => Self::Str(9),
+            _ => return None,
         })
     }
 
@@ -1246,5 +1259,19 @@ mod tests {
         assert_eq!(d.pending_rows(), 0);
         let again = d.flush().unwrap();
         assert_eq!(again.events.num_rows() + again.dead_letters.num_rows(), 0);
+    }
+
+    #[test]
+    fn every_optional_string_field_is_known_at_its_index() {
+        for (i, name) in OPTIONAL_STRING_FIELDS.iter().enumerate() {
+            assert_eq!(Known::of(name), Some(Known::Str(i)), "{name}");
+        }
+        assert_eq!(
+            OPTIONAL_STRING_FIELDS.len(),
+            10,
+            "a new field needs its arm in Known::of"
+        );
+        assert_eq!(Known::of("workloads"), None);
+        assert_eq!(Known::of(""), None);
     }
 }
