@@ -1045,26 +1045,21 @@ impl<'a> Columns<'a> {
     /// Written piece by piece (`itoa` for the numbers): one is made for every violation
     /// that opens or ends, and `format!` took several times as long.
     fn event_ref(&self, row: usize) -> String {
-        let mut numbers = itoa::Buffer::new();
-        if self.topic.is_valid(row) {
-            let topic = self.topic.value(row);
-            let mut out = String::with_capacity(topic.len() + 36);
-            out.push_str("kafka:");
-            out.push_str(topic);
-            out.push('/');
-            out.push_str(numbers.format(self.partition.value(row)));
-            out.push('@');
-            out.push_str(numbers.format(self.offset.value(row)));
-            out
+        let (mut first, mut second) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let parts = if self.topic.is_valid(row) {
+            [
+                "kafka:",
+                self.topic.value(row),
+                "/",
+                first.format(self.partition.value(row)),
+                "@",
+                second.format(self.offset.value(row)),
+            ]
         } else {
-            let file = self.file.value(row);
-            let mut out = String::with_capacity(file.len() + 26);
-            out.push_str("file:");
-            out.push_str(file);
-            out.push(':');
-            out.push_str(numbers.format(self.line.value(row)));
-            out
-        }
+            let line = first.format(self.line.value(row));
+            ["file:", self.file.value(row), ":", line, "", ""]
+        };
+        parts.concat()
     }
 }
 
