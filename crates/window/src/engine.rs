@@ -666,7 +666,7 @@ impl WindowEngine {
             let w = batch_str(&batch, "workload")?;
             let k = batch_i64(&batch, "event_count")?;
             for i in 0..batch.num_rows() {
-                let (Some(res), Some(cat)) = (str_at(&r, i), str_at(&c, i)) else {
+                let (Some(res), Some(cat)) = (str_opt(&r, i), str_opt(&c, i)) else {
                     continue;
                 };
                 state
@@ -676,7 +676,7 @@ impl WindowEngine {
                     .attacks
                     .entry((names.intern(res)?, names.intern(cat)?))
                     .or_default()
-                    .add(k.value(i), str_at(&w, i), names)?;
+                    .add(k.value(i), str_opt(&w, i), names)?;
             }
         }
 
@@ -912,18 +912,18 @@ impl WindowEngine {
                         .column_by_name("prev_count")
                         .and_then(|a| a.as_primitive_opt::<Int64Type>().cloned());
                     for i in 0..batch.num_rows() {
-                        let Some(res) = str_at(&r, i) else { continue };
+                        let Some(res) = str_opt(&r, i) else { continue };
                         let prev_count = p.as_ref().and_then(|p| p.is_valid(i).then(|| p.value(i)));
                         let hit_count = n.value(i);
                         out.policy_hits.push(PolicyHit {
                             window_start: s.value(i),
                             window_end: s.value(i) + size,
                             resource_id: res.into(),
-                            workload: w.as_ref().and_then(|w| str_at(w, i)).map(Arc::from),
+                            workload: w.as_ref().and_then(|w| str_opt(w, i)).map(Arc::from),
                             rule_id: Arc::clone(&rule.id),
                             rule_version: rule.info.version,
                             action: Arc::clone(&rule.action),
-                            category: c.as_ref().and_then(|c| str_at(c, i)).map(Arc::from),
+                            category: c.as_ref().and_then(|c| str_opt(c, i)).map(Arc::from),
                             hit_count,
                             prev_count,
                             increase_pct: prev_count
@@ -1042,6 +1042,7 @@ impl<'a> Columns<'a> {
 
     /// A reference to the event at `row`: `file:<path>:<line>` or
     /// `kafka:<topic>/<partition>@<offset>`.
+    ///
     /// Written piece by piece (`itoa` for the numbers): one is made for every violation
     /// that opens or ends, and `format!` took several times as long.
     fn event_ref(&self, row: usize) -> String {
@@ -1193,10 +1194,6 @@ fn batch_str(b: &RecordBatch, name: &str) -> Result<StringArray> {
         message: format!("result has no column {name}"),
     })?;
     as_strings(col)
-}
-
-fn str_at(a: &StringArray, i: usize) -> Option<&str> {
-    a.is_valid(i).then(|| a.value(i))
 }
 
 #[cfg(test)]
