@@ -39,7 +39,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tracing::{debug, info, warn};
 
 use crate::{Error, Result};
@@ -137,8 +137,13 @@ struct Context {
     /// Offsets to commit to the group.
     commits: Mutex<PendingCommits>,
     topic: String,
-    /// Partitions of `topic` assigned to this member now.
-    owned: Mutex<BTreeSet<i32>>,
+    /// Partitions of `topic` assigned to this member now, each with the number of the
+    /// assignment that gave it (see [`Context::assignments`]).
+    owned: Mutex<BTreeMap<i32, u64>>,
+    /// Assignments seen so far. Callbacks run inside the source's own polls, in order
+    /// with the records and end-of-partition events, so the count read when an event
+    /// is handled tells which assignment the event belongs to.
+    assignments: AtomicU64,
     lag: ConsumerLag,
 }
 
@@ -250,7 +255,7 @@ impl ClientContext for Context {
         let lag = topic
             .partitions
             .values()
-            .filter(|p| owned.contains(&p.partition) && p.consumer_lag >= 0)
+            .filter(|p| owned.contains_key(&p.partition) && p.consumer_lag >= 0)
             .map(|p| (p.partition, p.consumer_lag))
             .collect();
         if let Ok(mut l) = self.lag.0.lock() {
@@ -260,15 +265,20 @@ impl ClientContext for Context {
 }
 
 impl Context {
-    /// Notes a change of this member's partitions of the topic.
-    fn own(&self, tpl: &TopicPartitionList, owned: bool) {
-        let Ok(mut o) = self.owned.lock() else { return };
-        for e in tpl.elements().iter().filter(|e| e.topic() == self.topic) {
-            if owned {
-                o.insert(e.partition());
-            } else {
-                o.remove(&e.partition());
-            }
+    /// The partitions of this member's topic in `tpl`.
+    fn partitions_of(&self, tpl: &TopicPartitionList) -> Vec<i32> {
+        tpl.elements()
+            .iter()
+            .filter(|e| e.topic() == self.topic)
+            .map(|e| e.partition())
+            .collect()
+    }
+
+    /// Notes `parts` as assigned by a new assignment.
+    fn assign(&self, parts: &[i32]) {
+        let n = self.assignments.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Ok(mut o) = self.owned.lock() {
+            o.extend(parts.iter().map(|p| (*p, n)));
         }
     }
 }
@@ -278,13 +288,10 @@ impl ConsumerContext for Context {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
         };
-        self.own(tpl, false);
-        let parts: Vec<i32> = tpl
-            .elements()
-            .iter()
-            .filter(|e| e.topic() == self.topic)
-            .map(|e| e.partition())
-            .collect();
+        let parts = self.partitions_of(tpl);
+        if let Ok(mut o) = self.owned.lock() {
+            o.retain(|p, _| !parts.contains(p));
+        }
         if parts.is_empty() {
             return;
         }
@@ -317,7 +324,7 @@ impl ConsumerContext for Context {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             info!(partitions = tpl.count(), "partitions assigned");
-            self.own(tpl, true);
+            self.assign(&self.partitions_of(tpl));
             self.assigned.store(true, Ordering::SeqCst);
         }
     }
@@ -330,8 +337,11 @@ pub struct KafkaSource {
     consumer: StreamConsumer<Context>,
     /// Per partition, the last offset the archive already holds.
     archived: BTreeMap<i32, i64>,
-    /// Partitions that reached their end since they were last assigned or read.
-    at_end: BTreeSet<i32>,
+    /// Partitions whose end was reached and nothing read since, each with the number
+    /// of the assignment current when the end was reported: an end reported before the
+    /// partition's latest assignment is not its end now (it is read again from the
+    /// group's committed offset).
+    at_end: BTreeMap<i32, u64>,
     batch_records: usize,
     skipped: u64,
     /// A record received after an assignment, held back until the caller has brought
@@ -390,7 +400,8 @@ impl KafkaSource {
                 on_revoke: Mutex::new(None),
                 commits: Mutex::new(PendingCommits::default()),
                 topic: location.topic.clone(),
-                owned: Mutex::new(BTreeSet::new()),
+                owned: Mutex::new(BTreeMap::new()),
+                assignments: AtomicU64::new(0),
                 lag: lag.clone(),
             })
             .map_err(|e| kafka_err(&location, e))?;
@@ -403,7 +414,7 @@ impl KafkaSource {
             location,
             consumer,
             archived: BTreeMap::new(),
-            at_end: BTreeSet::new(),
+            at_end: BTreeMap::new(),
             batch_records: batch_records.max(1),
             skipped: 0,
             held: None,
@@ -455,9 +466,6 @@ impl KafkaSource {
             _ => return,
         };
         records.retain(|r| !revoked.contains(&r.partition));
-        for p in &revoked {
-            self.at_end.remove(p);
-        }
     }
 
     /// Whether partitions were assigned since the last call. Another member may have
@@ -489,7 +497,8 @@ impl KafkaSource {
         parts
     }
 
-    /// Whether every assigned partition has reached its end and no record is held.
+    /// Whether every assigned partition has reached its end since it was last assigned
+    /// and no record is held.
     pub fn all_at_end(&self) -> bool {
         if self.held.is_some() {
             return false;
@@ -497,8 +506,16 @@ impl KafkaSource {
         let Ok(assigned) = self.consumer.assignment() else {
             return false;
         };
+        let Ok(owned) = self.shared().owned.lock() else {
+            return false;
+        };
         let parts: Vec<i32> = assigned.elements().iter().map(|e| e.partition()).collect();
-        !parts.is_empty() && parts.iter().all(|p| self.at_end.contains(p))
+        !parts.is_empty()
+            && parts.iter().all(|p| {
+                self.at_end
+                    .get(p)
+                    .is_some_and(|seen| owned.get(p).is_none_or(|given| seen >= given))
+            })
     }
 
     /// The next batch: waits for a first record, then takes what arrives within `linger`
@@ -516,7 +533,8 @@ impl KafkaSource {
             let msg = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Err(_) => break,
                 Ok(Err(KafkaError::PartitionEOF(p))) => {
-                    self.at_end.insert(p);
+                    let current = self.shared().assignments.load(Ordering::SeqCst);
+                    self.at_end.insert(p, current);
                     continue;
                 }
                 Ok(Err(e)) => {
@@ -719,20 +737,9 @@ mod tests {
         rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
         KafkaSource,
     ) {
-        use rdkafka::mocking::MockCluster;
-        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-        let mock = MockCluster::new(1).unwrap();
+        let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
         mock.create_topic("t", 1, 1).unwrap();
-        let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", mock.bootstrap_servers())
-            .create()
-            .unwrap();
-        for i in 0..records {
-            producer
-                .send(BaseRecord::to("t").key("k").payload(&i.to_string()))
-                .unwrap();
-        }
-        producer.flush(Duration::from_secs(10)).unwrap();
+        produce(&mock.bootstrap_servers(), 0..records);
         let location = KafkaLocation {
             brokers: mock.bootstrap_servers(),
             topic: "t".into(),
@@ -741,6 +748,27 @@ mod tests {
         let settings = BTreeMap::from([("session.timeout.ms".into(), "6000".into())]);
         let source = KafkaSource::open(location, &settings, 100).unwrap();
         (mock, source)
+    }
+
+    /// Records `numbers` (their payloads) to topic `t` of the brokers at `servers`.
+    fn produce(servers: &str, numbers: std::ops::Range<usize>) {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", servers)
+            .create()
+            .unwrap();
+        for i in numbers {
+            producer
+                .send(BaseRecord::to("t").key("k").payload(&i.to_string()))
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+    }
+
+    /// How many records the next batch brings (lingering 100 ms).
+    async fn read_batch(source: &mut KafkaSource) -> usize {
+        let batch = source.next_batch(Duration::from_millis(100)).await;
+        batch.unwrap().records.len()
     }
 
     /// A partition revoked and assigned again within one poll (an eager rebalance when a
@@ -768,6 +796,42 @@ mod tests {
         assert_eq!(offsets, [0, 1, 2, 3, 4]);
     }
 
+    /// `--until-end` ends on the end-of-partition events of the partitions' current
+    /// assignment only. An end reported before a partition was assigned again is stale:
+    /// the partition is read again from the group's committed offset, and ending on the
+    /// old event would leave its records unread (a lost assignment, or a rebalance
+    /// error, replaces the assignment without a revocation noted). An end reported after
+    /// the assignment counts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_an_end_reported_since_the_latest_assignment_ends_the_run() {
+        let (mock, mut source) = mock_source(3);
+        let started = Instant::now();
+        let mut read = 0;
+        while !source.all_at_end() {
+            assert!(started.elapsed() < Duration::from_secs(30), "no end");
+            read += read_batch(&mut source).await;
+        }
+        assert_eq!(read, 3);
+
+        // Partition 0 assigned again (as the rebalance callback notes it), after its end.
+        source.shared().assign(&[0]);
+        for _ in 0..3 {
+            source.next_batch(Duration::from_millis(100)).await.unwrap();
+            assert!(!source.all_at_end(), "an end from before the assignment");
+        }
+
+        // A new record, then the partition's end again, under the current assignment.
+        produce(&mock.bootstrap_servers(), 3..4);
+        let started = Instant::now();
+        while !source.all_at_end() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the end reported after the assignment did not count"
+            );
+            source.next_batch(Duration::from_millis(100)).await.unwrap();
+        }
+    }
+
     /// Against librdkafka's mock cluster: the broker refuses two commits in a row; the
     /// offsets are kept and committed on the third try, while the source reads on.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -781,12 +845,7 @@ mod tests {
                 started.elapsed() < Duration::from_secs(30),
                 "read {read} of 5"
             );
-            read += source
-                .next_batch(Duration::from_millis(100))
-                .await
-                .unwrap()
-                .records
-                .len();
+            read += read_batch(&mut source).await;
         }
 
         let refused = RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
