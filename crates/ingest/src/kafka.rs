@@ -497,6 +497,31 @@ impl KafkaSource {
         parts
     }
 
+    /// The partitions of the topic that are not assigned to this member, ascending, as
+    /// the brokers' metadata lists them (`None` when the brokers cannot be asked within
+    /// `timeout`). When `--until-end` ends, their records are the other members' to
+    /// read, or the next run's: this run has not archived them.
+    pub fn unassigned_partitions(&self, timeout: Duration) -> Option<Vec<i32>> {
+        let metadata = tokio::task::block_in_place(|| {
+            self.consumer
+                .fetch_metadata(Some(&self.location.topic), timeout)
+        })
+        .ok()?;
+        let topic = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == self.location.topic)?;
+        let assigned = self.assignment();
+        let mut rest: Vec<i32> = topic
+            .partitions()
+            .iter()
+            .map(|p| p.id())
+            .filter(|p| !assigned.contains(p))
+            .collect();
+        rest.sort_unstable();
+        Some(rest)
+    }
+
     /// Whether every assigned partition has reached its end since it was last assigned
     /// and no record is held.
     pub fn all_at_end(&self) -> bool {
@@ -729,6 +754,36 @@ mod tests {
         assert_eq!((c.failures, c.not_before), (0, None));
     }
 
+    /// Two members of one group over a topic of two partitions: each reads its own
+    /// partition to its end and names the other's as not assigned to it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_at_the_end_of_its_partitions_names_the_ones_it_does_not_hold() {
+        let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
+        mock.create_topic("t", 2, 1).unwrap();
+        produce(&mock.bootstrap_servers(), 0..10);
+        let servers = mock.bootstrap_servers();
+        let (mut a, mut b) = (member(&servers), member(&servers));
+        let started = Instant::now();
+        // Until the group has settled on one partition each and both are at its end.
+        while !(a.assignment().len() == 1
+            && b.assignment().len() == 1
+            && a.all_at_end()
+            && b.all_at_end())
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the group did not settle: {:?} {:?}",
+                a.assignment(),
+                b.assignment()
+            );
+            read_batch(&mut a).await;
+            read_batch(&mut b).await;
+        }
+        let timeout = Duration::from_secs(10);
+        assert_eq!(a.unassigned_partitions(timeout).unwrap(), b.assignment());
+        assert_eq!(b.unassigned_partitions(timeout).unwrap(), a.assignment());
+    }
+
     /// librdkafka's mock cluster with topic `t` of one partition holding `records`
     /// records, and a source of group `g` over it.
     fn mock_source(
@@ -740,14 +795,19 @@ mod tests {
         let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
         mock.create_topic("t", 1, 1).unwrap();
         produce(&mock.bootstrap_servers(), 0..records);
+        let source = member(&mock.bootstrap_servers());
+        (mock, source)
+    }
+
+    /// A member of group `g` over topic `t` of the brokers at `servers`.
+    fn member(servers: &str) -> KafkaSource {
         let location = KafkaLocation {
-            brokers: mock.bootstrap_servers(),
+            brokers: servers.to_string(),
             topic: "t".into(),
             group: "g".into(),
         };
         let settings = BTreeMap::from([("session.timeout.ms".into(), "6000".into())]);
-        let source = KafkaSource::open(location, &settings, 100).unwrap();
-        (mock, source)
+        KafkaSource::open(location, &settings, 100).unwrap()
     }
 
     /// Records `numbers` (their payloads) to topic `t` of the brokers at `servers`.

@@ -1071,6 +1071,12 @@ fn a_broker_outage_mid_run_is_waited_out_and_loses_nothing() {
     );
     let dead_rows = query_json(&archive, "SELECT count(*) AS n FROM dead_letters");
     assert_eq!(dead_rows[0]["n"].as_u64(), Some(malformed as u64));
+    // The one member held every partition of the topic when it ended.
+    assert!(
+        log().contains("every partition of the topic is at its end"),
+        "{}",
+        log()
+    );
 
     // The topics: every alert and dead letter at least once, repeats allowed.
     let alerts = read_topic(&brokers, &alerts_topic);
