@@ -41,7 +41,7 @@ fn main() {
     let mut results = Vec::new();
     for i in 0..runs {
         let mut config = Config::default();
-        let sql = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql");
+        let sql = rampart_core::package_dir(env!("CARGO_MANIFEST_DIR")).join("../sql");
         config.rules.dir = sql.join("rules").to_string_lossy().into_owned();
         config.rules.window_sql = sql
             .join("windows/attack_counts.sql")

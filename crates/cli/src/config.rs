@@ -39,7 +39,7 @@ mod tests {
     /// renamed in the config structs cannot leave a stale example behind.
     #[test]
     fn every_shipped_pipeline_file_loads_and_validates() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
+        let dir = rampart_core::package_dir(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();

@@ -143,7 +143,7 @@ mod tests {
     /// cannot be run here (no Docker engine), so what can be checked is checked.
     #[test]
     fn the_docker_compose_commands_parse_and_the_dockerfile_copies_what_exists() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let root = rampart_core::package_dir(env!("CARGO_MANIFEST_DIR")).join("../..");
         let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
         let mut checked = 0;
         let mut built_here = false;

@@ -1047,9 +1047,10 @@ mod tests {
     /// key added, renamed or removed in one and not the other fails here.
     #[test]
     fn the_readme_configuration_reference_names_every_key() {
-        let readme =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
-                .unwrap();
+        let readme = std::fs::read_to_string(
+            crate::package_dir(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+        )
+        .unwrap();
         let section = readme
             .split("## Configuration")
             .nth(1)

@@ -31,3 +31,14 @@ pub use config::Config;
 pub use error::{Error, Result};
 pub use reason::DeadLetterReason;
 pub use source::SourcePos;
+
+/// The directory of the package whose tests or benches are running, for reading the
+/// repository's own files (fixtures, SQL, the README) from them. Cargo sets
+/// `CARGO_MANIFEST_DIR` when it runs a test or bench, and that comes first: a binary in
+/// a target directory shared by several checkouts (as `.ci/run`'s is) may have been
+/// built in another one, and the path compiled into it (`built_in`, the caller's
+/// `env!("CARGO_MANIFEST_DIR")`) then names that checkout, which may be gone.
+#[doc(hidden)]
+pub fn package_dir(built_in: &str) -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| built_in.into(), Into::into)
+}

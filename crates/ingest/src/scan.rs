@@ -436,7 +436,7 @@ mod tests {
 
     #[test]
     fn every_line_of_the_fixtures_gets_the_same_result_on_both_paths() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
+        let dir = rampart_core::package_dir(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
         let mut fast = 0;
         let mut lines = 0;
         for entry in std::fs::read_dir(dir).unwrap() {

@@ -743,7 +743,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_silent_live_source_closes_its_windows_after_the_idle_timeout() {
         let dir = tempfile::tempdir().unwrap();
-        let sql = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql");
+        let sql = rampart_core::package_dir(env!("CARGO_MANIFEST_DIR")).join("../../sql");
         let alerts = dir.path().join("alerts.jsonl");
         let mut config = Config::default();
         config.source.url = Some("-".into());

@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn the_shipped_rules_parse() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql/rules");
+        let dir = rampart_core::package_dir(env!("CARGO_MANIFEST_DIR")).join("../../sql/rules");
         let rules = load_dir(&dir).unwrap();
         let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(

@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn every_file_in_sql_report_is_a_query_of_the_report() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql/report");
+        let dir = rampart_core::package_dir(env!("CARGO_MANIFEST_DIR")).join("../../sql/report");
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -404,7 +404,8 @@ fn a_bundle_holds_the_rows_the_input_selects_and_checks_out() {
 
     // DuckDB reads the bundle as its README says, from inside it.
     if let Ok(python) = std::env::var("RAMPART_TEST_PYTHON") {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/read_bundle.py");
+        let script =
+            rampart_core::package_dir(env!("CARGO_MANIFEST_DIR")).join("tests/it/read_bundle.py");
         let out = ok(Command::new(python).arg(&script).current_dir(&bundle));
         let r: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(r["ts_type"], "TIMESTAMP WITH TIME ZONE");

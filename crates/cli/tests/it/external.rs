@@ -31,7 +31,8 @@ fn duckdb_and_pyarrow_read_the_rows_of_the_input() {
     let archive = dir.path().join("archive");
     run_pipeline(&g.path, &archive);
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/read_archive.py");
+    let script =
+        rampart_core::package_dir(env!("CARGO_MANIFEST_DIR")).join("tests/it/read_archive.py");
     let out = ok(Command::new(python()).arg(&script).arg(&archive));
     let rows: Vec<serde_json::Map<String, Value>> = String::from_utf8(out.stdout)
         .unwrap()

@@ -27,7 +27,7 @@ use rampart_gen::{GenConfig, GenStats, MessageKind};
 /// The repository root: the working directory of every run, so that the default rule
 /// files (`sql/rules`, `sql/windows`) are found as they are by a user in a checkout.
 pub(crate) fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    rampart_core::package_dir(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The binary under test.

@@ -273,7 +273,7 @@ fn a_300_mb_line_on_stdin_is_one_dead_letter_in_bounded_memory() {
 #[test]
 fn the_bundled_demo_runs_and_lands_in_hive_partitions() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = rampart_core::package_dir(env!("CARGO_MANIFEST_DIR")).join("../..");
     let archive = dir.path().join("archive");
     let alerts = dir.path().join("alerts.jsonl");
     let out = ok(rampart()

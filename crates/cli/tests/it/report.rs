@@ -72,7 +72,8 @@ fn report(dir: &Path, archive: &Path, name: &str, args: &[&str]) -> (String, Val
 
 /// What `report_check.py` computes for `[start, end)`.
 fn independent(archive: &Path, start: &str, end: &str) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/report_check.py");
+    let script =
+        rampart_core::package_dir(env!("CARGO_MANIFEST_DIR")).join("tests/it/report_check.py");
     let out = ok(Command::new(python())
         .arg(script)
         .arg(archive)

@@ -23,11 +23,9 @@ fn pos() -> SourcePos {
 
 /// The first event of `fixtures/preset-{preset}.jsonl`, which every decoder accepts.
 fn fixture_event(preset: Preset) -> Value {
-    let path = format!(
-        "{}/../../fixtures/preset-{preset}.jsonl",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let path = rampart_core::package_dir(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../fixtures/preset-{preset}.jsonl"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(text.lines().next().unwrap()).unwrap()
 }
 

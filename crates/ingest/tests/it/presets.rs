@@ -2,7 +2,6 @@
 //! `scripts/preset-fixtures.py` from the native file) decode to the same `events` rows.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
@@ -34,8 +33,8 @@ const CONTRACT: [&str; 18] = [
 ];
 
 fn decode(preset: Preset) -> Decoded {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../fixtures/preset-{preset}.jsonl"));
+    let path = rampart_core::package_dir(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../fixtures/preset-{preset}.jsonl"));
     let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let chunk = LineChunk {
         path: Arc::from("fixture"),

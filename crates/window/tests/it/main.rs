@@ -11,7 +11,6 @@ mod security_health;
 mod unclassified_data;
 mod violations;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,7 +166,7 @@ pub(crate) fn batch<'a>(events: impl IntoIterator<Item = (i64, &'a Ev)>) -> Reco
 /// The shipped rules (`sql/rules`, `sql/windows/attack_counts.sql`) with the default
 /// thresholds: 25% over a baseline of at least 10.
 pub(crate) fn shipped_rules() -> RulesConfig {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql");
+    let root = rampart_core::package_dir(env!("CARGO_MANIFEST_DIR")).join("../../sql");
     RulesConfig {
         dir: root.join("rules").display().to_string(),
         window_sql: root.join("windows/attack_counts.sql").display().to_string(),
