@@ -101,16 +101,13 @@ pub(crate) async fn run_source(
     let started = Instant::now();
     let (metrics, _endpoint) = Metrics::start(&config.metrics, Arc::clone(&options.clock)).await?;
     let archive = config.archive.open(&config.archive.url)?;
-    let (source_label, topic) = match &input {
-        Input::File(f) => (f.label().to_string(), None),
-        Input::Kafka(k) => (k.label(), Some(k.topic().to_string())),
+    // Decoded chunks give their buffers back to the file source (`recycler`), to be read
+    // into again.
+    let (source_label, topic, recycler) = match &input {
+        Input::File(f) => (f.label().to_string(), None, Some(f.recycler())),
+        Input::Kafka(k) => (k.label(), Some(k.topic().to_string()), None),
     };
     let is_file = matches!(input, Input::File(_));
-    // Decoded chunks give their buffers back to the file source, to be read into again.
-    let recycler = match &input {
-        Input::File(f) => Some(f.recycler()),
-        Input::Kafka(_) => None,
-    };
     let ledger = Ledger::load(&archive).await?;
     // Files that no manifest lists were left by a crash (or a writer long gone).
     let orphans = rampart_sink::remove_orphans(
