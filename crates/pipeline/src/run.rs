@@ -650,29 +650,29 @@ async fn log_progress(metrics: Metrics, every: Duration) {
     }
 }
 
-/// SHA-256 of line 1 of the file at `path` (without its line end), read through at most
-/// the first MiB; `None` when it cannot be read or is empty.
 /// When `--until-end` ends a Kafka run: names the partitions of the topic this member
 /// did not hold (the group gave them to other members, or a member that left has not
 /// been replaced yet). This run archived none of their records past what the archive
 /// held; the members holding them, or the next run, read them.
 fn report_unassigned(source: &KafkaSource) {
     match source.unassigned_partitions(Duration::from_secs(5)) {
-        Some(rest) if !rest.is_empty() => warn!(
+        Ok(rest) if !rest.is_empty() => warn!(
             topic = %source.topic(),
             assigned = ?source.assignment(),
             not_assigned = ?rest,
             "--until-end: every partition assigned to this member is at its end; the topic's other partitions were not assigned to it, and this run did not read them"
         ),
-        Some(_) => {
+        Ok(_) => {
             info!(topic = %source.topic(), "--until-end: every partition of the topic is at its end")
         }
-        None => {
-            warn!(topic = %source.topic(), "--until-end: the brokers did not say within 5 s which partitions the topic has; only those assigned to this member were read to their end")
+        Err(e) => {
+            warn!(topic = %source.topic(), error = %e, "--until-end: could not learn which partitions the topic has; only those assigned to this member were read to their end")
         }
     }
 }
 
+/// SHA-256 of line 1 of the file at `path` (without its line end), read through at most
+/// the first MiB; `None` when it cannot be read or is empty.
 fn first_line_sha256(path: &str) -> Option<String> {
     use std::io::{BufRead, Read};
     let file = std::fs::File::open(path).ok()?;
