@@ -340,6 +340,25 @@ pub fn table(name: &str) -> Option<TableDef> {
     tables().into_iter().find(|t| t.name == name)
 }
 
+/// A batch of `schema` with `rows` rows, each column as `column` gives it for the
+/// column's name, or all null where it gives none. For tests and examples that set a
+/// few columns of a wide table.
+#[doc(hidden)]
+pub fn batch_with(
+    schema: SchemaRef,
+    rows: usize,
+    mut column: impl FnMut(&str) -> Option<arrow::array::ArrayRef>,
+) -> Result<arrow::record_batch::RecordBatch, arrow::error::ArrowError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            column(f.name()).unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), rows))
+        })
+        .collect();
+    arrow::record_batch::RecordBatch::try_new(schema, columns)
+}
+
 /// Schema of `access_log`.
 pub fn access_log_schema() -> SchemaRef {
     Arc::clone(&ACCESS_LOG_SCHEMA)

@@ -492,22 +492,18 @@ mod tests {
                     .collect()
             })
             .collect();
-        let columns: Vec<ArrayRef> = schema
-            .fields()
-            .iter()
-            .map(|f| -> ArrayRef {
-                match f.name().as_str() {
-                    "received_at" => {
-                        Arc::new(TimestampMicrosecondArray::from(ts.to_vec()).with_timezone("UTC"))
-                    }
-                    "reason_code" => Arc::new(StringArray::from(vec!["not_json"; n])),
-                    "reason" => Arc::new(StringArray::from(vec!["test"; n])),
-                    "raw" => Arc::new(BinaryArray::from_iter_values(raws.iter())),
-                    _ => arrow::array::new_null_array(f.data_type(), n),
+        schema::batch_with(schema, n, |name| -> Option<ArrayRef> {
+            Some(match name {
+                "received_at" => {
+                    Arc::new(TimestampMicrosecondArray::from(ts.to_vec()).with_timezone("UTC"))
                 }
+                "reason_code" => Arc::new(StringArray::from(vec!["not_json"; n])),
+                "reason" => Arc::new(StringArray::from(vec!["test"; n])),
+                "raw" => Arc::new(BinaryArray::from_iter_values(raws.iter())),
+                _ => return None,
             })
-            .collect();
-        RecordBatch::try_new(schema, columns).unwrap()
+        })
+        .unwrap()
     }
 
     fn config(max_file_rows: u64) -> SinkConfig {
@@ -652,25 +648,19 @@ mod tests {
             rampart_core::store::open(dir.path().to_str().unwrap(), Vec::<(String, String)>::new())
                 .unwrap();
         let table = schema::table(schema::EVENTS).unwrap();
-        let schema = table.schema();
-        let n = 3;
-        let columns: Vec<ArrayRef> = schema
-            .fields()
-            .iter()
-            .map(|f| -> ArrayRef {
-                match f.name().as_str() {
-                    "ts" | "ingested_at" => Arc::new(
-                        TimestampMicrosecondArray::from(vec![10, 20, 30]).with_timezone("UTC"),
-                    ),
-                    "resource_id" => Arc::new(StringArray::from(vec!["vm-2", "vm-1", "vm-3"])),
-                    "resource_type" | "category" | "workload" | "user" => {
-                        Arc::new(StringArray::from(vec!["b", "a", "c"]))
-                    }
-                    _ => arrow::array::new_null_array(f.data_type(), n),
+        let batch = schema::batch_with(table.schema(), 3, |name| -> Option<ArrayRef> {
+            Some(match name {
+                "ts" | "ingested_at" => {
+                    Arc::new(TimestampMicrosecondArray::from(vec![10, 20, 30]).with_timezone("UTC"))
                 }
+                "resource_id" => Arc::new(StringArray::from(vec!["vm-2", "vm-1", "vm-3"])),
+                "resource_type" | "category" | "workload" | "user" => {
+                    Arc::new(StringArray::from(vec!["b", "a", "c"]))
+                }
+                _ => return None,
             })
-            .collect();
-        let batch = RecordBatch::try_new(schema, columns).unwrap();
+        })
+        .unwrap();
         let config = config(1_000_000);
         let mut w = writer(
             TableWriter::new(table, loc.clone(), &config, Arc::new(ManualClock::new(0))).unwrap(),

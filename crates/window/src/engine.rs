@@ -1199,38 +1199,28 @@ fn batch_str(b: &RecordBatch, name: &str) -> Result<StringArray> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Int32Array, new_null_array};
+    use arrow::array::Int32Array;
 
     #[test]
     fn an_event_is_named_by_its_file_line_or_its_kafka_record() {
         let schema = rampart_core::schema::events_schema();
-        let n = 2;
-        let columns: Vec<ArrayRef> = schema
-            .fields()
-            .iter()
-            .map(|f| -> ArrayRef {
-                match f.name().as_str() {
-                    src::SOURCE_FILE => {
-                        Arc::new(StringArray::from(vec![Some("/in/a.jsonl"), None]))
-                    }
-                    src::SOURCE_LINE => Arc::new(Int64Array::from(vec![Some(1_234_567), None])),
-                    src::KAFKA_TOPIC => Arc::new(StringArray::from(vec![None, Some("security")])),
-                    src::KAFKA_PARTITION => Arc::new(Int32Array::from(vec![None, Some(11)])),
-                    src::KAFKA_OFFSET => Arc::new(Int64Array::from(vec![None, Some(i64::MAX)])),
-                    ev::TS => {
-                        Arc::new(TimestampMicrosecondArray::from(vec![0, 0]).with_timezone("UTC"))
-                    }
-                    ev::RESOURCE_ID | ev::RESOURCE_TYPE | ev::CATEGORY => {
-                        Arc::new(StringArray::from(vec!["r", "r"]))
-                    }
-                    ev::INGESTED_AT => {
-                        Arc::new(TimestampMicrosecondArray::from(vec![0, 0]).with_timezone("UTC"))
-                    }
-                    _ => new_null_array(f.data_type(), n),
+        let batch = rampart_core::schema::batch_with(schema, 2, |name| -> Option<ArrayRef> {
+            Some(match name {
+                src::SOURCE_FILE => Arc::new(StringArray::from(vec![Some("/in/a.jsonl"), None])),
+                src::SOURCE_LINE => Arc::new(Int64Array::from(vec![Some(1_234_567), None])),
+                src::KAFKA_TOPIC => Arc::new(StringArray::from(vec![None, Some("security")])),
+                src::KAFKA_PARTITION => Arc::new(Int32Array::from(vec![None, Some(11)])),
+                src::KAFKA_OFFSET => Arc::new(Int64Array::from(vec![None, Some(i64::MAX)])),
+                ev::TS | ev::INGESTED_AT => {
+                    Arc::new(TimestampMicrosecondArray::from(vec![0, 0]).with_timezone("UTC"))
                 }
+                ev::RESOURCE_ID | ev::RESOURCE_TYPE | ev::CATEGORY => {
+                    Arc::new(StringArray::from(vec!["r", "r"]))
+                }
+                _ => return None,
             })
-            .collect();
-        let batch = RecordBatch::try_new(schema, columns).unwrap();
+        })
+        .unwrap();
         let cols = Columns::of(&batch).unwrap();
         assert_eq!(
             cols.event_ref(0),
