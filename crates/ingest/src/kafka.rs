@@ -351,7 +351,28 @@ pub struct KafkaSource {
     consume_errors: u32,
     /// When the last consume error was logged.
     consume_warned_at: Option<Instant>,
+    /// The group's session timeout (`session.timeout.ms`, librdkafka's 45 s unless set):
+    /// how long the group keeps a member that stopped without leaving.
+    session_timeout: Duration,
+    /// For `--until-end`: since when, and when last, every partition of this member
+    /// was seen at its end while the group held others of the topic elsewhere.
+    others_held: Option<(Instant, Instant)>,
 }
+
+/// Where `--until-end` stands ([`KafkaSource::until_end`]).
+#[derive(Debug)]
+pub enum UntilEnd {
+    /// Read on.
+    Reading,
+    /// Done: every partition of this member is at its end. With the partitions of the
+    /// topic other members held (empty when this member held them all), or why the
+    /// brokers could not say.
+    Done(Result<Vec<i32>>),
+}
+
+/// How much longer than the session timeout `--until-end` waits for the partitions
+/// other members hold: the group's rebalance after it expires a stale member.
+const REBALANCE_GRACE: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for KafkaSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -420,6 +441,11 @@ impl KafkaSource {
             held: None,
             consume_errors: 0,
             consume_warned_at: None,
+            session_timeout: settings
+                .get("session.timeout.ms")
+                .and_then(|ms| ms.parse().ok())
+                .map_or(Duration::from_secs(45), Duration::from_millis),
+            others_held: None,
         })
     }
 
@@ -538,6 +564,47 @@ impl KafkaSource {
             .collect();
         rest.sort_unstable();
         Ok(rest)
+    }
+
+    /// For `--until-end`, called between batches: done once every partition assigned to
+    /// this member is at its end, and either the topic has no other partition or other
+    /// members have held them for longer than the session timeout (and a rebalance)
+    /// since this member came to its end. A member that stopped without leaving the group
+    /// (a process killed, a broker outage after which this member joined again under a
+    /// new id) keeps its partitions until the group expires it, and a run that ended
+    /// beside it would leave them unread; waiting lets the group give them to this
+    /// member. Live members holding them end the run that much later. The brokers are
+    /// asked for the topic's partitions at most once a second.
+    pub fn until_end(&mut self) -> UntilEnd {
+        if !self.all_at_end() {
+            self.others_held = None;
+            return UntilEnd::Reading;
+        }
+        let now = Instant::now();
+        if let Some((_, asked)) = self.others_held
+            && now.duration_since(asked) < Duration::from_secs(1)
+        {
+            return UntilEnd::Reading;
+        }
+        match self.unassigned_partitions(Duration::from_secs(5)) {
+            Ok(rest) if !rest.is_empty() => {
+                let since = self.others_held.map_or(now, |(since, _)| since);
+                self.others_held = Some((since, now));
+                if now.duration_since(since) < self.session_timeout + REBALANCE_GRACE {
+                    if since == now {
+                        info!(
+                            not_assigned = ?rest,
+                            wait_s = (self.session_timeout + REBALANCE_GRACE).as_secs(),
+                            "--until-end: this member's partitions are at their end; waiting for the group to hand over the topic's others if their member is gone"
+                        );
+                    }
+                    UntilEnd::Reading
+                } else {
+                    UntilEnd::Done(Ok(rest))
+                }
+            }
+            done => UntilEnd::Done(done),
+        }
     }
 
     /// Whether every assigned partition has reached its end since it was last assigned
@@ -803,6 +870,47 @@ mod tests {
         let timeout = Duration::from_secs(10);
         assert_eq!(a.unassigned_partitions(timeout).unwrap(), b.assignment());
         assert_eq!(b.unassigned_partitions(timeout).unwrap(), a.assignment());
+    }
+
+    /// `--until-end` does not end a member while another member holds part of the topic
+    /// (within the session timeout and a rebalance): when that member goes, the group
+    /// hands its partition over, and the run reads it too before it ends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn until_end_waits_for_the_partitions_another_member_holds() {
+        let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
+        mock.create_topic("t", 2, 1).unwrap();
+        let servers = mock.bootstrap_servers();
+        let (mut a, mut b) = (member(&servers), member(&servers));
+        let started = Instant::now();
+        while !(a.assignment().len() == 1 && b.assignment().len() == 1 && a.all_at_end()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no settled group"
+            );
+            read_batch(&mut a).await;
+            read_batch(&mut b).await;
+        }
+        // Every partition of `a` is at its end, and `b` holds the other: `a` reads on.
+        let waited = Instant::now();
+        while waited.elapsed() < Duration::from_secs(3) {
+            read_batch(&mut b).await;
+            assert!(
+                matches!(a.until_end(), UntilEnd::Reading),
+                "ended beside a member holding part of the topic"
+            );
+            read_batch(&mut a).await;
+        }
+        // `b` goes; the group gives its partition to `a`, which then ends holding both.
+        drop(b);
+        let done = loop {
+            assert!(started.elapsed() < Duration::from_secs(60), "never ended");
+            if let UntilEnd::Done(others) = a.until_end() {
+                break others;
+            }
+            read_batch(&mut a).await;
+        };
+        assert_eq!(done.unwrap(), Vec::<i32>::new());
+        assert_eq!(a.assignment(), [0, 1]);
     }
 
     /// librdkafka's mock cluster with topic `t` of one partition holding `records`

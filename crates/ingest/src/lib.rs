@@ -38,4 +38,4 @@ mod scan;
 pub use decode::{Decoded, Decoder, Outcome, Rejection};
 pub use error::{Error, Result};
 pub use file::{FileSource, LineChunk, Recycler};
-pub use kafka::{ConsumerLag, KafkaBatch, KafkaLocation, KafkaRecord, KafkaSource};
+pub use kafka::{ConsumerLag, KafkaBatch, KafkaLocation, KafkaRecord, KafkaSource, UntilEnd};

@@ -346,8 +346,10 @@ pub(crate) async fn run_source(
                     }
                     let batch = source.next_batch(Duration::from_millis(100)).await?;
                     if batch.records.is_empty() {
-                        if until_end && source.all_at_end() {
-                            report_unassigned(&source);
+                        if until_end
+                            && let rampart_ingest::UntilEnd::Done(others) = source.until_end()
+                        {
+                            report_until_end(&source, others);
                             break;
                         }
                         continue;
@@ -651,16 +653,16 @@ async fn log_progress(metrics: Metrics, every: Duration) {
 }
 
 /// When `--until-end` ends a Kafka run: names the partitions of the topic this member
-/// did not hold (the group gave them to other members, or a member that left has not
-/// been replaced yet). This run archived none of their records past what the archive
-/// held; the members holding them, or the next run, read them.
-fn report_unassigned(source: &KafkaSource) {
-    match source.unassigned_partitions(Duration::from_secs(5)) {
+/// did not hold (`others`: other members held them past the session timeout). This run
+/// archived none of their records past what the archive held; the members holding
+/// them, or the next run, read them.
+fn report_until_end(source: &KafkaSource, others: rampart_ingest::Result<Vec<i32>>) {
+    match others {
         Ok(rest) if !rest.is_empty() => warn!(
             topic = %source.topic(),
             assigned = ?source.assignment(),
             not_assigned = ?rest,
-            "--until-end: every partition assigned to this member is at its end; the topic's other partitions were not assigned to it, and this run did not read them"
+            "--until-end: every partition assigned to this member is at its end; the topic's other partitions stayed with other members past the group's session timeout, and this run did not read them"
         ),
         Ok(_) => {
             info!(topic = %source.topic(), "--until-end: every partition of the topic is at its end")
