@@ -840,10 +840,8 @@ mod tests {
     /// partition to its end and names the other's as not assigned to it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_member_at_the_end_of_its_partitions_names_the_ones_it_does_not_hold() {
-        let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
-        mock.create_topic("t", 2, 1).unwrap();
+        let (mock, mut a, mut b) = two_members();
         let servers = mock.bootstrap_servers();
-        let (mut a, mut b) = (member(&servers), member(&servers));
         let started = Instant::now();
         // The group settles on one partition each before there is anything to read, so
         // no record is read twice across a rebalance.
@@ -877,10 +875,7 @@ mod tests {
     /// hands its partition over, and the run reads it too before it ends.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn until_end_waits_for_the_partitions_another_member_holds() {
-        let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
-        mock.create_topic("t", 2, 1).unwrap();
-        let servers = mock.bootstrap_servers();
-        let (mut a, mut b) = (member(&servers), member(&servers));
+        let (_mock, mut a, mut b) = two_members();
         let started = Instant::now();
         while !(a.assignment().len() == 1 && b.assignment().len() == 1 && a.all_at_end()) {
             assert!(
@@ -911,6 +906,20 @@ mod tests {
         };
         assert_eq!(done.unwrap(), Vec::<i32>::new());
         assert_eq!(a.assignment(), [0, 1]);
+    }
+
+    /// librdkafka's mock cluster with an empty topic `t` of two partitions, and two
+    /// members of group `g` over it.
+    fn two_members() -> (
+        rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+        KafkaSource,
+        KafkaSource,
+    ) {
+        let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
+        mock.create_topic("t", 2, 1).unwrap();
+        let servers = mock.bootstrap_servers();
+        let (a, b) = (member(&servers), member(&servers));
+        (mock, a, b)
     }
 
     /// librdkafka's mock cluster with topic `t` of one partition holding `records`
