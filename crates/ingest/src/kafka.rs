@@ -724,7 +724,9 @@ impl KafkaSource {
     }
 
     /// Commits the waiting offsets unless their backoff runs (see [`KafkaSource::commit`]).
-    fn commit_due(&self) -> Result<()> {
+    /// [`KafkaSource::next_batch`] calls it; a caller that waits without reading (the
+    /// pipeline's queue full) calls it to retry a commit the broker refused.
+    pub fn commit_due(&self) -> Result<()> {
         let due = self
             .shared()
             .commits

@@ -361,11 +361,13 @@ pub(crate) async fn run_source(
                         .map(|r| r.payload.len() as u64)
                         .sum::<u64>();
                     // While the queue is full (backpressure, e.g. the store is down), the
-                    // offsets of commits already durable still go to the group.
+                    // offsets of commits already durable still go to the group, and a
+                    // group commit the broker refused is tried again after its backoff.
                     let permit = loop {
                         tokio::select! {
                             permit = raw_tx.reserve() => break permit,
                             Some(next) = commit_rx.recv() => source.commit(&next)?,
+                            () = tokio::time::sleep(Duration::from_millis(200)) => source.commit_due()?,
                         }
                     };
                     let Ok(permit) = permit else {
