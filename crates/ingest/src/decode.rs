@@ -184,12 +184,17 @@ impl Decoder {
     /// gives the line's true length and says that `raw` is truncated.
     pub fn push_lines(&mut self, chunk: &LineChunk, received_at: i64) -> (u64, u64) {
         let (mut accepted, mut dead) = (0, 0);
+        // One position for the chunk, its line number moved on for each line: a new one
+        // per line cost a reference count taken and dropped on the path each time.
+        let mut pos = SourcePos::File {
+            path: chunk.path.clone(),
+            line: chunk.first_line,
+        };
         for (i, line) in chunk.lines().enumerate() {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let pos = SourcePos::File {
-                path: chunk.path.clone(),
-                line: chunk.first_line + i as u64,
-            };
+            if let SourcePos::File { line: n, .. } = &mut pos {
+                *n = chunk.first_line + i as u64;
+            }
             let true_len = chunk.oversized.unwrap_or(line.len() as u64);
             if chunk.oversized.is_some() || true_len > self.max_message_bytes as u64 {
                 let kept = &line[..line.len().min(self.max_message_bytes)];
