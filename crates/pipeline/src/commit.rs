@@ -150,9 +150,10 @@ impl Committer {
         states: Vec<PendingState>,
     ) -> Result<Cover> {
         let started = std::time::Instant::now();
+        // Every table's files at once: each file is finished on a thread of its own.
+        futures::future::try_join_all(writers.values_mut().map(TableWriter::close_all)).await?;
         let mut written = Vec::new();
         for w in writers.values_mut() {
-            w.close_all().await?;
             written.extend(w.take_written());
         }
         if written.is_empty() && states.is_empty() {

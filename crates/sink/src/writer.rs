@@ -168,6 +168,61 @@ impl std::fmt::Debug for TableWriter {
     }
 }
 
+/// Finishes `file` (its last row group and footer) and sends what is left of it to the
+/// store. The finishing, the compression of every column's last pages, runs on a
+/// blocking thread: the files a commit closes (every open file of every table) are
+/// then finished side by side, where one after the other they left a core idle at the
+/// end of every commit and of a bounded run.
+async fn close_file(table: &'static str, hour: i64, file: OpenFile) -> Result<WrittenFile> {
+    let OpenFile {
+        writer,
+        mut object,
+        relative,
+        rows,
+        ..
+    } = file;
+    // Awaited right here, a panic re-raised, as the pipeline's `SpawnedTask` does (the
+    // sink does not depend on the pipeline); a blocking task cannot be aborted anyway.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "joined at once, panics re-raised"
+    )]
+    let finishing = tokio::task::spawn_blocking(move || {
+        let mut writer = writer;
+        writer.finish().map(|()| writer)
+    });
+    let finished = match finishing.await {
+        Ok(finished) => finished,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(parquet::errors::ParquetError::General(format!(
+            "the thread finishing the file was cancelled: {e}"
+        ))),
+    };
+    let sent = match finished {
+        Ok(mut writer) => match send(&mut writer, &mut object).await {
+            Ok(()) => AsyncFileWriter::complete(&mut object)
+                .await
+                .map(|()| writer.bytes_taken()),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    let bytes = sent.map_err(|source| Error::Write {
+        path: relative.clone(),
+        source,
+    })?;
+    let sha256 = hex::encode(object.hasher.finalize());
+    debug!(path = %relative, rows, bytes, "archive file complete");
+    Ok(WrittenFile {
+        table,
+        path: relative,
+        hour,
+        rows,
+        bytes,
+        sha256,
+    })
+}
+
 impl TableWriter {
     /// A writer for `table` in the archive at `location`.
     pub fn new(
@@ -350,35 +405,8 @@ impl TableWriter {
         let Some(file) = self.open.remove(&hour) else {
             return Ok(());
         };
-        let OpenFile {
-            mut writer,
-            mut object,
-            relative,
-            rows,
-            ..
-        } = file;
-        let finished = match writer.finish() {
-            Ok(()) => match send(&mut writer, &mut object).await {
-                Ok(()) => AsyncFileWriter::complete(&mut object).await,
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        finished.map_err(|source| Error::Write {
-            path: relative.clone(),
-            source,
-        })?;
-        let bytes = writer.bytes_taken();
-        let sha256 = hex::encode(object.hasher.finalize());
-        debug!(path = %relative, rows, bytes, "archive file complete");
-        self.written.push(WrittenFile {
-            table: self.table.name(),
-            path: relative,
-            hour,
-            rows,
-            bytes,
-            sha256,
-        });
+        let written = close_file(self.table.name(), hour, file).await?;
+        self.written.push(written);
         Ok(())
     }
 
@@ -397,12 +425,15 @@ impl TableWriter {
         Ok(())
     }
 
-    /// Closes every open file.
+    /// Closes every open file, all at once (see [`close_file`]); the files completed are
+    /// taken in hour order.
     pub async fn close_all(&mut self) -> Result<()> {
-        let hours: Vec<i64> = self.open.keys().copied().collect();
-        for hour in hours {
-            self.close_hour(hour).await?;
-        }
+        let table = self.table.name();
+        let open = std::mem::take(&mut self.open);
+        let written =
+            futures::future::try_join_all(open.into_iter().map(|(h, f)| close_file(table, h, f)))
+                .await?;
+        self.written.extend(written);
         Ok(())
     }
 
@@ -571,6 +602,12 @@ mod tests {
             w.close_all().await.unwrap();
             let written = w.take_written();
             assert_eq!(written.len(), 3, "{name}");
+            // Closed side by side, taken in hour order.
+            assert_eq!(
+                written.iter().map(|f| f.hour).collect::<Vec<_>>(),
+                [0, 1, 2],
+                "{name}"
+            );
             let listed = listed(&loc).await;
             assert_eq!(listed.len(), 3, "{name}");
             let mut total = 0;
