@@ -21,8 +21,8 @@ use std::time::Duration;
 /// returned once it passes 64 MiB (glibc's default follows the mmap threshold, 128 KiB
 /// at the start) and a heap grows 16 MiB beyond what it needs at a time. The trim thread
 /// hands back whatever is kept every `pipeline.heap-trim-interval`. On the file job,
-/// 20% fewer page faults and 1.5 to 3.5% less CPU (docs/performance.md, "Malloc's
-/// thresholds"). Not made when `GLIBC_TUNABLES` sets any `glibc.malloc.` tunable: the
+/// 20% fewer page faults and 1.5 to 3.5% less CPU (docs/performance.md, "Over the
+/// line"). Not made when `GLIBC_TUNABLES` sets any `glibc.malloc.` tunable: the
 /// operator's settings stand.
 #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "jemalloc")))]
 const THRESHOLDS: [(libc::c_int, libc::c_int); 3] = [

@@ -347,11 +347,18 @@ fn first_special(chunk: &[u8]) -> Option<usize> {
     (marks != 0).then(|| marks.trailing_zeros() as usize)
 }
 
-/// Elsewhere, eight bytes as one word: a byte's high bit is set in `special` when it is a
-/// quote, a backslash or below 0x20 (the zero-byte and less-than tricks of "Bit
-/// Twiddling Hacks"; a false mark can only follow a true one, so the lowest is exact).
+/// Elsewhere, [`first_special_in_word`].
 #[cfg(not(target_arch = "x86_64"))]
 fn first_special(chunk: &[u8]) -> Option<usize> {
+    first_special_in_word(chunk)
+}
+
+/// [`first_special`] over eight bytes read as one word: a byte's high bit is set in
+/// `special` when it is a quote, a backslash or below 0x20 (the zero-byte and less-than
+/// tricks of "Bit Twiddling Hacks"; a false mark can only follow a true one, so the
+/// lowest is exact). Built on x86-64 for its test only.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn first_special_in_word(chunk: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let w = u64::from_le_bytes(chunk[..8].try_into().unwrap_or_default());
@@ -396,6 +403,20 @@ mod tests {
                         expected,
                         "end {end:?} after {at} chars from {start}"
                     );
+                }
+            }
+        }
+        // The eight-byte word of other targets, on every window of the same texts.
+        for end in ['"', '\\', '\u{0}', '\u{1f}', '\n', 'a', '\u{7f}', 'é'] {
+            for at in 0..8 {
+                let mut text: String = "ab é\u{7f}€ 01".chars().cycle().take(at).collect();
+                text.push(end);
+                text.push_str("0123456789");
+                for window in text.as_bytes().windows(8) {
+                    let expected = window
+                        .iter()
+                        .position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f));
+                    assert_eq!(super::first_special_in_word(window), expected, "{window:?}");
                 }
             }
         }
