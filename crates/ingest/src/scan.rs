@@ -138,7 +138,7 @@ impl<'a> Scanner<'a> {
     fn plain_run(&self) -> usize {
         let b = self.bytes();
         let mut j = self.i;
-        while let Some(chunk) = b.get(j..j + RUN_STEP) {
+        while let Some(chunk) = b.get(j..).and_then(<[u8]>::first_chunk::<RUN_STEP>) {
             if let Some(k) = first_special(chunk) {
                 return j + k;
             }
@@ -318,24 +318,23 @@ impl<'a> Scanner<'a> {
 /// Bytes [`first_special`] looks at in one step.
 const RUN_STEP: usize = if cfg!(target_arch = "x86_64") { 16 } else { 8 };
 
-/// Where in `chunk` ([`RUN_STEP`] bytes) the first byte that ends a run of plain string
-/// bytes is: a quote, a backslash or a control character. The run scan is most of the
-/// fast path's time (resource ids and messages are long): on x86-64, SSE2 (part of every
-/// such processor) compares sixteen bytes at once.
+/// Where in `chunk` the first byte that ends a run of plain string bytes is: a quote, a
+/// backslash or a control character. The run scan is most of the fast path's time
+/// (resource ids and messages are long): on x86-64, SSE2 (part of every such processor)
+/// compares sixteen bytes at once.
 #[cfg(target_arch = "x86_64")]
 #[expect(
     unsafe_code,
     reason = "SSE2 intrinsics; safe to call only inside an unsafe block without #[target_feature]"
 )]
-fn first_special(chunk: &[u8]) -> Option<usize> {
+fn first_special(chunk: &[u8; RUN_STEP]) -> Option<usize> {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
         _mm_set1_epi8,
     };
-    assert!(chunk.len() >= 16);
     // SAFETY: SSE2 is part of the x86-64 baseline, so every instruction used here exists
-    // on every processor this code is built for; the load reads 16 bytes from `chunk`,
-    // which holds at least 16 (checked above), and needs no alignment.
+    // on every processor this code is built for; the load reads the 16 bytes of `chunk`
+    // and needs no alignment.
     let marks = unsafe {
         let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
         let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
@@ -349,7 +348,7 @@ fn first_special(chunk: &[u8]) -> Option<usize> {
 
 /// Elsewhere, [`first_special_in_word`].
 #[cfg(not(target_arch = "x86_64"))]
-fn first_special(chunk: &[u8]) -> Option<usize> {
+fn first_special(chunk: &[u8; RUN_STEP]) -> Option<usize> {
     first_special_in_word(chunk)
 }
 
@@ -358,10 +357,10 @@ fn first_special(chunk: &[u8]) -> Option<usize> {
 /// tricks of "Bit Twiddling Hacks"; a false mark can only follow a true one, so the
 /// lowest is exact). Built on x86-64 for its test only.
 #[cfg(any(test, not(target_arch = "x86_64")))]
-fn first_special_in_word(chunk: &[u8]) -> Option<usize> {
+fn first_special_in_word(chunk: &[u8; 8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let w = u64::from_le_bytes(chunk[..8].try_into().unwrap_or_default());
+    let w = u64::from_le_bytes(*chunk);
     let quote = w ^ (ONES * u64::from(b'"'));
     let backslash = w ^ (ONES * u64::from(b'\\'));
     let special = ((quote.wrapping_sub(ONES) & !quote)
@@ -416,7 +415,8 @@ mod tests {
                     let expected = window
                         .iter()
                         .position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f));
-                    assert_eq!(super::first_special_in_word(window), expected, "{window:?}");
+                    let word = window.try_into().unwrap();
+                    assert_eq!(super::first_special_in_word(word), expected, "{window:?}");
                 }
             }
         }
