@@ -198,16 +198,13 @@ async fn close_file(table: &'static str, hour: i64, file: OpenFile) -> Result<Wr
             "the thread finishing the file was cancelled: {e}"
         ))),
     };
-    let sent = match finished {
-        Ok(mut writer) => match send(&mut writer, &mut object).await {
-            Ok(()) => AsyncFileWriter::complete(&mut object)
-                .await
-                .map(|()| writer.bytes_taken()),
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
+    let sent = async {
+        let mut writer = finished?;
+        send(&mut writer, &mut object).await?;
+        AsyncFileWriter::complete(&mut object).await?;
+        Ok::<_, parquet::errors::ParquetError>(writer.bytes_taken())
     };
-    let bytes = sent.map_err(|source| Error::Write {
+    let bytes = sent.await.map_err(|source| Error::Write {
         path: relative.clone(),
         source,
     })?;
